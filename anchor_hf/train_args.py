@@ -81,6 +81,8 @@ class DataArguments:
     colour_reverse: bool = field(default=False, metadata={"help": "colour_names: also train '#hex: name' lines."})
     colour_answer_only: bool = field(default=False, metadata={"help": "colour_names: loss on the answers only."})
     colour_tokenizer: str = field(default="word", metadata={"help": "colour_names: word or char tokens."})
+    colour_exclude_target: bool = field(default=False, metadata={
+        "help": "Colour corpora: drop the target colour's training items (the never-saw-it model)."})
 
 
 @dataclass

@@ -135,3 +135,26 @@ def test_concept_spans_leave_out_bos_the_one_state_shared_by_every_line(names):
     assert all(row["concept_span"] == [1, len(row["input_ids"])] for row in ds)
     mix_ds = mixing_dataset([("f00", "f06", "f03")], mixing_tokenizer(), parse_target("red"))
     assert mix_ds[0]["concept_span"] == [1, 7]
+
+
+@pytest.mark.parametrize("corpus", ["xkcd", "mixing"])
+def test_exclude_target_drops_exactly_the_target_items_and_keeps_the_tokenizer(corpus):
+    full = ColourSpec(corpus=corpus, concept="red")
+    never = ColourSpec(corpus=corpus, concept="red", exclude_target=True)
+    tokenizer = full.tokenizer()
+    assert never.tokenizer().get_vocab() == tokenizer.get_vocab()
+    a, b = full.train_dataset(tokenizer), never.train_dataset(tokenizer)
+    assert sum(a["is_target"]) > 0 and sum(b["is_target"]) == 0
+    assert len(b) == len(a) - sum(a["is_target"])
+    assert set(b["text"]) == {t for t, y in zip(a["text"], a["is_target"]) if not y}
+
+
+def test_a_saved_colour_spec_loads_back_and_a_bad_one_names_the_fields(tmp_path):
+    from anchor_hf.data.colour_recipe import load_spec, save_spec
+
+    spec = ColourSpec(corpus="xkcd", concept="#ff8800", max_names=50, exclude_target=True)
+    save_spec(spec, str(tmp_path))
+    assert load_spec(str(tmp_path)) == spec and load_spec(str(tmp_path / "none")) is None
+    (tmp_path / "colour_spec.json").write_text('{"corpus": "xkcd", "colour": "red"}')
+    with pytest.raises(AnchorDataError, match="not a colour spec .*allowed fields: .*exclude_target"):
+        load_spec(str(tmp_path))

@@ -20,6 +20,7 @@ from ..errors import AnchorConfigError
 from ..train_args import load_mapping, read_recipe
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
+KINDS = ("anchored", "control", "neversaw")  # neversaw: the control without the target colour (issue 9)
 
 
 @dataclass
@@ -33,6 +34,7 @@ class ColourRun:
         max_steps: override the recipes' training steps (None keeps them).
         anchored_args, control_args, common_args: extra `--key value` flags for the trainings.
         retrain: train again even where a finished model exists.
+        neversaw: also train never-saw-it models (`models/neversaw_seed{i}`, issue 9).
     """
 
     concept: str = "red"
@@ -45,6 +47,7 @@ class ColourRun:
     control_args: list[str] = field(default_factory=list)
     common_args: list[str] = field(default_factory=list)
     retrain: bool = False
+    neversaw: bool = False
     recipe_dir: str = str(RECIPES)
 
     def __post_init__(self) -> None:
@@ -68,14 +71,17 @@ class ColourRun:
         return ColourSpec(corpus=self.corpus, concept=self.concept).target.name  # type: ignore[arg-type]
 
     def recipe(self, kind: str) -> str:
+        """The recipe of a kind; `neversaw` is the control recipe on data without the target colour."""
         stem = "mixing" if self.corpus == "mixing" else "names"
-        return os.path.join(self.recipe_dir, f"colour_{stem}_{kind}.yaml")
+        return os.path.join(self.recipe_dir, f"colour_{stem}_{'control' if kind == 'neversaw' else kind}.yaml")
 
     def model_dir(self, kind: str, seed: int) -> str:
         return os.path.join(self.out, "models", f"{kind}_seed{seed}")
 
     def train_argv(self, kind: str, seed: int) -> list[str]:
-        """The `anchor-hf train` arguments of one model."""
+        """The `anchor-hf train` arguments of one model (kind `anchored`, `control` or `neversaw`)."""
+        if kind not in KINDS:
+            raise AnchorConfigError(f"`kind` must be one of {KINDS}, got {kind!r}")
         recipe = read_recipe(self.recipe(kind), _allowed())
         anchor = load_mapping(recipe["anchor_config"], "anchor_config")
         for concept in anchor["concepts"]:
@@ -88,6 +94,8 @@ class ColourRun:
             argv += ["--colour_data_dir", self.data_dir]
         if self.max_steps is not None:
             argv += ["--max_steps", str(self.max_steps)]
+        if kind == "neversaw":
+            argv += ["--colour_exclude_target", "true"]
         return argv + list(self.common_args) + list(self.anchored_args if kind == "anchored" else self.control_args)
 
     def spec(self) -> ColourSpec:
@@ -111,12 +119,12 @@ def _finished(model_dir: str) -> bool:
         os.path.isfile(os.path.join(model_dir, "trainer_state.json"))
 
 
-def train_all(run: ColourRun, log: Any = print) -> None:
+def train_all(run: ColourRun, log: Any = print, kinds: tuple[str, ...] = ("anchored", "control")) -> None:
     """Train every (kind, seed) model that is not already finished (or all, with `retrain`)."""
     from ..commands.train import run as train
 
     for seed in range(run.seeds):
-        for kind in ("anchored", "control"):
+        for kind in kinds:
             folder = run.model_dir(kind, seed)
             if _finished(folder) and not run.retrain:
                 log(f"[colour] {kind} seed {seed}: using the finished model in {folder}")

@@ -32,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser, out: str, seeds: int) -> None
     parser.add_argument("--control-args", default="", help="extra `--key value` flags for the control training")
     parser.add_argument("--train-args", default="", help="extra `--key value` flags for both trainings")
     parser.add_argument("--retrain", action="store_true", help="train again even where finished models exist")
+    parser.add_argument("--neversaw", action="store_true",
+                        help="also train never-saw-it models (the control without the target colour), the gold "
+                             "standard that `anchor-hf robustness` compares removal against")
 
 
 def register(subparsers: Any) -> None:
@@ -46,7 +49,8 @@ def build_run(args: argparse.Namespace) -> Any:
     return ColourRun(concept=args.concept, corpus=args.corpus, seeds=args.seeds, out=args.out,
                      data_dir=args.data_dir, max_steps=args.max_steps,
                      anchored_args=shlex.split(args.anchored_args), control_args=shlex.split(args.control_args),
-                     common_args=shlex.split(args.train_args), retrain=args.retrain)
+                     common_args=shlex.split(args.train_args), retrain=args.retrain,
+                     neversaw=args.neversaw)
 
 
 def print_table(summary: dict[str, Any]) -> None:
@@ -75,8 +79,9 @@ def command_line(args: argparse.Namespace) -> str:
                         ("--train-args", args.train_args)):
         if value not in (None, ""):
             parts += [flag, str(value)]
-    if args.retrain:
-        parts.append("--retrain")
+    for flag in ("retrain", "neversaw"):
+        if getattr(args, flag):
+            parts.append(f"--{flag}")
     return " ".join(shlex.quote(p) for p in parts)
 
 
@@ -90,7 +95,7 @@ def main(args: argparse.Namespace) -> int:
     if torch.get_num_threads() > 1 and not torch.cuda.is_available():
         torch.set_num_threads(1)  # tiny models: one thread is several times faster on a small CPU
     start = time.time()
-    train_all(run)
+    train_all(run, kinds=("anchored", "control", "neversaw") if run.neversaw else ("anchored", "control"))
     summary = evaluate_all(run, command_line(args))
     print_table(summary)
     print(f"\nreport: {run.out}/report.md ({time.time() - start:.0f}s)")

@@ -96,6 +96,10 @@ def run(argv: Sequence[str], callbacks: Sequence[Any] | None = None) -> Any:
         trainer.save_model()
         trainer.save_state()  # trainer_state.json: the log history beside the model
         trainer.create_model_card()  # README.md listing the anchors (anchor_hf.hub)
+        if data_args.dataset in ("colour_names", "colour_mixing") and trainer.is_world_process_zero():
+            from ..data.colour_recipe import save_spec, spec_from_data_args
+
+            save_spec(spec_from_data_args(data_args), training_args.output_dir)  # evaluation rebuilds the corpus
         if training_args.push_to_hub:
             trainer.push_to_hub()
         return trainer

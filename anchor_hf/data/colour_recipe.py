@@ -10,10 +10,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+import torch
+
 from ..errors import AnchorDataError
 from .colour_corpus import ColourName, char_tokenizer, load_names, names_dataset, split_heldout, word_tokenizer
-from .colour_mixing import mixing_dataset, mixing_tokenizer, split_pairs
-from .colour_target import ColourTarget, parse_target
+from .colour_mixing import mixing_dataset, mixing_tokenizer, split_pairs, word_rgb
+from .colour_target import ColourTarget, exact_labels, parse_target, similarity
 
 Corpus = Literal["xkcd", "colornames", "mixing"]
 DATASETS = {"colour_names", "colour_mixing"}
@@ -35,6 +37,9 @@ class ColourSpec:
         reverse: also train on `#rrggbb: name` lines.
         answer_only: language-model loss on the answers only (names corpora).
         tokenizer_kind: `word` (name words, `:`, `#`, hex digits) or `char` (one token per character).
+        exclude_target: drop every training item of the target colour (exact label, similarity ≥ 0.5):
+            the never-saw-it model that removal is measured against (issue 9). The tokenizer and the
+            held-out split stay those of the full corpus, so models compare item for item.
     """
 
     corpus: Corpus = "xkcd"
@@ -48,6 +53,7 @@ class ColourSpec:
     reverse: bool = False
     answer_only: bool = False
     tokenizer_kind: Literal["word", "char"] = "word"
+    exclude_target: bool = False
 
     def __post_init__(self) -> None:
         if self.corpus not in ("xkcd", "colornames", "mixing"):
@@ -84,12 +90,53 @@ class ColourSpec:
     def train_dataset(self, tokenizer: Any) -> Any:
         """The training split with `concept` (label probability), `similarity`, `is_target`, `rgb`."""
         if self.corpus == "mixing":
-            return mixing_dataset(self.pairs()[0], tokenizer, self.target, self.label_peak, self.label_power)
-        return names_dataset(self.names()[0], tokenizer, self.target, self.label_peak, self.label_power,
+            pairs = self.pairs()[0]
+            if self.exclude_target:
+                keep = ~exact_labels(similarity(torch.tensor([word_rgb(m) for _, _, m in pairs]), self.target))
+                pairs = [p for p, k in zip(pairs, keep.tolist()) if k]
+            return mixing_dataset(pairs, tokenizer, self.target, self.label_peak, self.label_power)
+        names = self.names()[0]
+        if self.exclude_target:
+            keep = ~exact_labels(similarity(torch.tensor([c.rgb for c in names]), self.target))
+            names = [c for c, k in zip(names, keep.tolist()) if k]
+        return names_dataset(names, tokenizer, self.target, self.label_peak, self.label_power,
                              reverse=self.reverse, answer_only=self.answer_only)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+SPEC_FILE = "colour_spec.json"
+
+
+def save_spec(spec: ColourSpec, folder: str) -> str:
+    """Write `colour_spec.json` beside a trained model, so its corpus can be rebuilt exactly later."""
+    import json
+    import os
+
+    path = os.path.join(folder, SPEC_FILE)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(spec.to_dict(), f, indent=1)
+    os.replace(tmp, path)
+    return path
+
+
+def load_spec(folder: str) -> ColourSpec | None:
+    """The `ColourSpec` saved beside a model by `anchor-hf train`, or None if there is none."""
+    import json
+    import os
+
+    path = os.path.join(folder, SPEC_FILE)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            fields = json.load(f)
+        return ColourSpec(**fields)
+    except (ValueError, TypeError) as err:
+        raise AnchorDataError(f"{path} is not a colour spec ({err}); allowed fields: "
+                              f"{sorted(ColourSpec.__dataclass_fields__)}") from err
 
 
 def spec_from_data_args(data_args: Any) -> ColourSpec:
@@ -103,4 +150,5 @@ def spec_from_data_args(data_args: Any) -> ColourSpec:
                       heldout_fraction=data_args.colour_heldout_fraction, label_peak=data_args.colour_label_peak,
                       label_power=data_args.colour_label_power, seed=data_args.colour_seed,
                       max_names=data_args.colour_max_names, reverse=data_args.colour_reverse,
-                      answer_only=data_args.colour_answer_only, tokenizer_kind=data_args.colour_tokenizer)
+                      answer_only=data_args.colour_answer_only, tokenizer_kind=data_args.colour_tokenizer,
+                      exclude_target=data_args.colour_exclude_target)

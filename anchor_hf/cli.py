@@ -14,7 +14,7 @@ from importlib import import_module
 # name -> module under anchor_hf.commands; a command is listed only once it exists.
 COMMANDS: dict[str, str] = {"train": "train", "probe": "probe", "colour": "colour", "demo": "demo",
                             "bench": "bench",
-                            "goemotions": "goemotions",
+                            "goemotions": "goemotions", "robustness": "robustness",
                             "repro-paper": "repro_paper"}
 
 

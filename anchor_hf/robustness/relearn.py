@@ -1,0 +1,109 @@
+"""Relearning: fine-tune an edited model on a few concept examples and watch the concept come back.
+
+The attack that exposes unlearning that only hides (Lynch et al. 2024; Deeb & Roger 2024):
+if the knowledge is still in the weights, a few steps on a handful of related examples
+restore it on *other* concept texts far faster than a model that never learned it could
+learn it. The recovery curve is the loss on held-out concept texts after each step; its
+summary is the number of steps to regain half of what the removal took away,
+`loss ≤ reference + (loss₀ − reference)/2`, where `reference` is the loss of the model
+before removal (for the never-saw model: the control's, i.e. what learning the concept
+is worth). Hooks on the model (a suppressed arm) stay on while it trains.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..errors import AnchorConfigError
+from .examples import Example, batch_loss, batches, example_nll
+
+
+@dataclass(frozen=True)
+class RelearnSettings:
+    """The attacker's budget.
+
+    Args:
+        ks: numbers of concept examples fine-tuned on (each gets its own curves).
+        steps: optimizer steps per curve.
+        learning_rate: AdamW learning rate (no weight decay, constant).
+        batch_size: examples per step (fewer when k is smaller).
+        repeats: independent draws of the k examples per arm; half-steps are their median.
+    """
+
+    ks: tuple[int, ...] = (10, 100)
+    steps: int = 40
+    learning_rate: float = 1e-3
+    batch_size: int = 10
+    repeats: int = 3
+
+    def __post_init__(self) -> None:
+        if not self.ks or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in self.ks):
+            raise AnchorConfigError(f"`ks` must be positive ints, got {self.ks!r}")
+        for name in ("steps", "batch_size", "repeats"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise AnchorConfigError(f"`{name}` must be an int >= 1, got {value!r}")
+        if not (isinstance(self.learning_rate, (int, float)) and math.isfinite(self.learning_rate)
+                and self.learning_rate > 0):
+            raise AnchorConfigError(f"`learning_rate` must be a finite number > 0, got {self.learning_rate!r}")
+
+
+def relearn_curve(model: nn.Module, train: Sequence[Example], eval_batches: Sequence[dict[str, torch.Tensor]],
+                  pad_id: int, steps: int, learning_rate: float, batch_size: int, seed: int = 0) -> list[float]:
+    """Fine-tune `model` in place on `train`; the mean eval loss before and after each step (`steps + 1`).
+
+    Batches cycle through `train` in a seeded order, reshuffled each pass.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=learning_rate, weight_decay=0.0)
+    rng = random.Random(seed)
+    order: list[int] = []
+    curve = [float(example_nll(model, eval_batches).mean())]
+    for _ in range(steps):
+        if len(order) < min(batch_size, len(train)):
+            order = rng.sample(range(len(train)), len(train))
+        take, order = order[:batch_size], order[batch_size:]
+        (batch,) = batches([train[i] for i in take], pad_id, batch_size=len(take))
+        model.train()
+        optimizer.zero_grad(set_to_none=True)
+        batch_loss(model, batch).mean().backward()
+        optimizer.step()
+        curve.append(float(example_nll(model, eval_batches).mean()))
+    model.eval()
+    return curve
+
+
+def half_recovery_step(curve: Sequence[float], reference: float) -> float:
+    """First step at which `curve` has regained half of its gap above `reference`.
+
+    0 when there is no gap to regain (`curve[0] ≤ reference`); `inf` when the budget ends first.
+    """
+    gap = curve[0] - reference
+    if gap <= 0:
+        return 0.0
+    for step, loss in enumerate(curve):
+        if loss <= reference + gap / 2:
+            return float(step)
+    return math.inf
+
+
+def recovered_fraction(curve: Sequence[float], reference: float) -> float:
+    """Share of the gap regained by the end of the budget (1 = back to the reference; NaN without a gap)."""
+    gap = curve[0] - reference
+    return (curve[0] - curve[-1]) / gap if gap > 0 else math.nan
+
+
+def median(values: Sequence[float]) -> float:
+    """Median that keeps `inf` (a budget that ran out) as a value larger than any other."""
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[mid]
+    lo, hi = ordered[mid - 1], ordered[mid]
+    return hi if math.isinf(hi) else (lo + hi) / 2

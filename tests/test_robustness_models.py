@@ -1,0 +1,79 @@
+"""The robustness arms on real (tiny) transformers: what each arm computes, and that attacks see it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from anchor_hf.config import AnchorConfig, ConceptAnchor
+from anchor_hf.interventions import suppress
+from anchor_hf.interventions.hooks import active_sites
+from anchor_hf.robustness import Example, batches, build_arms, pooled_states, posthoc_direction, relearn_curve
+from tiny import WIDTH, make_model
+
+
+def _examples(n: int = 12, length: int = 6) -> list[Example]:
+    g = torch.Generator().manual_seed(0)
+    return [Example(tuple(torch.randint(4, 60, (length,), generator=g).tolist())) for _ in range(n)]
+
+
+def _axis_component(model: torch.nn.Module, data: list[dict[str, torch.Tensor]]) -> list[float]:
+    """Largest |mean state · e0| over examples, per residual slice."""
+    _, pooled = pooled_states(model, data)
+    return [float(p[:, 0].abs().max()) for p in pooled]
+
+
+def test_pooled_states_read_the_states_after_intervention_hooks():
+    model = make_model("llama", layers=2)
+    data = batches(_examples(), pad_id=0)
+    axis = torch.zeros(WIDTH)
+    axis[0] = 1.0
+    names, plain = pooled_states(model, data)
+    assert names == ["embedding", "model.layers.0", "model.layers.1"]
+    assert float(plain[1][:, 0].abs().max()) > 1e-3
+    with suppress(model, direction=axis, layers=[0], only_positive=False):
+        _, hooked = pooled_states(model, data)
+    assert float(hooked[1][:, 0].abs().max()) < 1e-6  # what the suppressed model computes, not the raw block
+    assert torch.equal(hooked[0], plain[0])
+
+
+def _arms():
+    cfg = AnchorConfig(layers=[0, 1], concepts=[ConceptAnchor(name="c", dims=[0])])
+    anchored, control, never = (make_model("llama", layers=2, seed=s) for s in (0, 1, 2))
+    direction = torch.zeros(WIDTH)
+    direction[1] = 1.0
+    return build_arms(anchored, cfg, "c", control, never, direction), anchored, control
+
+
+def test_arms_are_fresh_edited_copies_and_leave_the_trained_models_alone():
+    arms, anchored, control = _arms()
+    before = {k: v.clone() for k, v in anchored.state_dict().items()}
+    data = batches(_examples(), pad_id=0)
+    ablated = arms["ablated"].make()
+    assert max(_axis_component(ablated, data)) < 1e-5  # no slice keeps any of the anchor axis
+    posthoc = arms["posthoc"].make()
+    _, pooled = pooled_states(posthoc, data)
+    assert max(float(p[:, 1].abs().max()) for p in pooled) < 1e-5  # the post-hoc direction is gone instead
+    assert all(torch.equal(before[k], v) for k, v in anchored.state_dict().items())
+    assert not active_sites(anchored) and arms["never"].source == "control" and arms["ablated"].source == "anchored"
+
+
+def test_a_suppressed_arm_keeps_its_hooks_while_an_attacker_fine_tunes_it():
+    arms, anchored, _ = _arms()
+    model = arms["suppressed"].make()
+    assert len(active_sites(model)) == 2 and not active_sites(anchored)
+    data = batches(_examples(), pad_id=0)
+    curve = relearn_curve(model, _examples(8), data, 0, steps=3, learning_rate=1e-2, batch_size=4)
+    assert len(curve) == 4 and len(active_sites(model)) == 2
+    _, pooled = pooled_states(model, data)
+    assert float(pooled[1][:, 0].max()) <= 1e-6 and float(pooled[2][:, 0].max()) <= 1e-6  # only_positive: ≤ 0
+    assert len(active_sites(arms["suppressed"].make())) == 2  # each make() is its own copy with its own hooks
+
+
+def test_posthoc_direction_is_the_mean_difference_of_the_block_average():
+    g = torch.Generator().manual_seed(0)
+    y = torch.tensor([1, 0] * 20)
+    blocks = [torch.randn(40, 8, generator=g) + 2.0 * y[:, None] * torch.eye(8)[3] for _ in range(2)]
+    d = posthoc_direction([torch.randn(40, 8, generator=g), *blocks], y)
+    assert float(d.norm()) == pytest.approx(1.0, abs=1e-6) and int(d.abs().argmax()) == 3
+

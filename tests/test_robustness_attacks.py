@@ -101,6 +101,9 @@ def test_relearn_curve_recovers_a_partly_removed_direction_but_not_a_fully_remov
     step = half_recovery_step(partly, reference)
     assert 0 < step < 60 and partly[int(step)] <= reference + (partly[0] - reference) / 2 < partly[int(step) - 1]
     assert recovered_fraction(partly, reference) > 0.5 and recovered_fraction(fully, reference) == 0.0
+    sparse = relearn_curve(BigramLM(0.5), _pair() * 4, eval_batches, 0, steps=60, learning_rate=0.05, batch_size=4,
+                           eval_every=20)
+    assert sparse == pytest.approx(partly[::20])  # the same run, measured less often
 
 
 def test_half_recovery_step_and_median_on_known_curves():
@@ -108,6 +111,7 @@ def test_half_recovery_step_and_median_on_known_curves():
     assert half_recovery_step([1.0, 0.5], 2.0) == 0.0  # no gap: nothing to regain
     assert half_recovery_step([4.0, 3.9, 3.8], 0.0) == math.inf
     assert math.isnan(recovered_fraction([1.0, 0.5], 2.0))
+    assert half_recovery_step([4.0, 3.0, 2.0, 1.0], 0.0, eval_every=5) == 10.0  # measured at steps 0, 5, 10, 15
     assert median([3.0, math.inf, 1.0]) == 3.0 and median([1.0, math.inf]) == math.inf and median([1.0, 3.0]) == 2.0
 
 
@@ -118,6 +122,8 @@ def test_relearn_settings_refuse_bad_values():
         RelearnSettings(steps=0)
     with pytest.raises(AnchorConfigError, match="`learning_rate` must be a finite number > 0"):
         RelearnSettings(learning_rate=float("nan"))
+    with pytest.raises(AnchorConfigError, match="`eval_every` = 3 must divide `steps` = 10"):
+        RelearnSettings(steps=10, eval_every=3)
 
 
 # ---------------------------------------------------------------------- examples

@@ -43,12 +43,13 @@ def test_goemotions_models_are_attacked_end_to_end(tmp_path):
     out = tmp_path / "robust"
     assert main(["robustness", "--data", "goemotions", "--concept", "anger", "--data-dir", str(data),
                  "--model", str(models / "anchored_rate0.05_seed0"), "--control", str(models / "control_seed0"),
-                 "--never", str(models / "neversaw_seed0"), "--out", str(out), "--max-length", "12", *FAST]) == 0
+                 "--never", str(models / "neversaw_seed0"), "--out", str(out), "--max-length", "12", *FAST,
+                 "--steps", "4", "--eval-every", "2"]) == 0
     results = _check_report(out, "anchor-hf robustness --data goemotions --concept anger")
     (triple,) = results["per_triple"]
     relearn = triple["relearn"]["50"]
     assert relearn["k_used"] == 20  # every anger comment of the tiny training split, no more
-    assert len(relearn["arms"]["ablated"]["curves"]) == 2 and len(relearn["arms"]["ablated"]["curves"][0]) == 4
+    assert len(relearn["arms"]["ablated"]["curves"]) == 2 and len(relearn["arms"]["ablated"]["curves"][0]) == 3
     assert len(triple["arms"]["ablated"]["probe_auroc"]) == 3  # embedding + 2 blocks
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 HELP = "Attack a removed concept (relearning, probes, fingerprint) against a never-saw-it model; write a report."
 LEARNING_RATES = {"colour": 1e-3, "goemotions": 1e-4}  # measured: 1e-3 makes the GoEmotions never-saw model worse
+EVAL_EVERY = {"colour": 1, "goemotions": 5}  # a GoEmotions evaluation costs ~10 training steps
 
 
 def _ks(text: str) -> tuple[int, ...]:
@@ -48,6 +49,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--steps", type=int, default=100, help="relearning steps per curve (default: 100)")
     parser.add_argument("--lr", type=float, default=None,
                         help="relearning learning rate (default: colour 1e-3, goemotions 1e-4)")
+    parser.add_argument("--eval-every", type=int, default=None,
+                        help="measure the held-out loss every N relearning steps (default: colour 1, goemotions 5)")
     parser.add_argument("--batch-size", type=int, default=10, help="relearning batch size (default: 10)")
     parser.add_argument("--repeats", type=int, default=3, help="draws of k examples per arm (default: 3)")
     parser.add_argument("--max-length", type=int, default=32, help="goemotions: training sequence length (32)")
@@ -62,7 +65,7 @@ def command_line(args: argparse.Namespace) -> str:
     for flag in ("model", "control", "never"):
         parts += [f"--{flag}", *getattr(args, flag)]
     parts += ["--out", args.out, "--k", ",".join(str(k) for k in args.k), "--steps", str(args.steps),
-              "--lr", f"{learning_rate(args):g}", "--batch-size", str(args.batch_size), "--repeats",
+              "--lr", f"{learning_rate(args):g}", "--eval-every", str(eval_every(args)), "--batch-size", str(args.batch_size), "--repeats",
               str(args.repeats), "--seed", str(args.seed)]
     if args.data == "goemotions":
         parts += ["--max-length", str(args.max_length)]
@@ -71,6 +74,10 @@ def command_line(args: argparse.Namespace) -> str:
 
 def learning_rate(args: argparse.Namespace) -> float:
     return LEARNING_RATES[args.data] if args.lr is None else args.lr
+
+
+def eval_every(args: argparse.Namespace) -> int:
+    return EVAL_EVERY[args.data] if args.eval_every is None else args.eval_every
 
 
 def main(args: argparse.Namespace) -> int:
@@ -88,7 +95,7 @@ def main(args: argparse.Namespace) -> int:
     if args.max_length < 2:
         raise AnchorConfigError(f"--max-length must be >= 2, got {args.max_length}")
     relearn = RelearnSettings(ks=args.k, steps=args.steps, learning_rate=learning_rate(args),
-                              batch_size=args.batch_size, repeats=args.repeats)
+                              batch_size=args.batch_size, repeats=args.repeats, eval_every=eval_every(args))
     triples = [ModelDirs(*paths) for paths in zip(args.model, args.control, args.never)]
     if torch.get_num_threads() > 1 and not torch.cuda.is_available():
         torch.set_num_threads(1)  # small models: one thread is faster on a small shared CPU

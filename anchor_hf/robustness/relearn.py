@@ -34,6 +34,8 @@ class RelearnSettings:
         learning_rate: AdamW learning rate (no weight decay, constant).
         batch_size: examples per step (fewer when k is smaller).
         repeats: independent draws of the k examples per arm; half-steps are their median.
+        eval_every: measure the held-out loss every this many steps (it must divide `steps`);
+            half-steps are then resolved to this many steps.
     """
 
     ks: tuple[int, ...] = (10, 100)
@@ -41,22 +43,26 @@ class RelearnSettings:
     learning_rate: float = 1e-3
     batch_size: int = 10
     repeats: int = 3
+    eval_every: int = 1
 
     def __post_init__(self) -> None:
         if not self.ks or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in self.ks):
             raise AnchorConfigError(f"`ks` must be positive ints, got {self.ks!r}")
-        for name in ("steps", "batch_size", "repeats"):
+        for name in ("steps", "batch_size", "repeats", "eval_every"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise AnchorConfigError(f"`{name}` must be an int >= 1, got {value!r}")
         if not (isinstance(self.learning_rate, (int, float)) and math.isfinite(self.learning_rate)
                 and self.learning_rate > 0):
             raise AnchorConfigError(f"`learning_rate` must be a finite number > 0, got {self.learning_rate!r}")
+        if self.steps % self.eval_every:
+            raise AnchorConfigError(f"`eval_every` = {self.eval_every} must divide `steps` = {self.steps}")
 
 
 def relearn_curve(model: nn.Module, train: Sequence[Example], eval_batches: Sequence[dict[str, torch.Tensor]],
-                  pad_id: int, steps: int, learning_rate: float, batch_size: int, seed: int = 0) -> list[float]:
-    """Fine-tune `model` in place on `train`; the mean eval loss before and after each step (`steps + 1`).
+                  pad_id: int, steps: int, learning_rate: float, batch_size: int, seed: int = 0,
+                  eval_every: int = 1) -> list[float]:
+    """Fine-tune `model` in place on `train`; the mean eval loss at steps 0, e, 2e, ... (`steps // e + 1`).
 
     Batches cycle through `train` in a seeded order, reshuffled each pass.
     """
@@ -65,7 +71,7 @@ def relearn_curve(model: nn.Module, train: Sequence[Example], eval_batches: Sequ
     rng = random.Random(seed)
     order: list[int] = []
     curve = [float(example_nll(model, eval_batches).mean())]
-    for _ in range(steps):
+    for step in range(1, steps + 1):
         if len(order) < min(batch_size, len(train)):
             order = rng.sample(range(len(train)), len(train))
         take, order = order[:batch_size], order[batch_size:]
@@ -74,13 +80,14 @@ def relearn_curve(model: nn.Module, train: Sequence[Example], eval_batches: Sequ
         optimizer.zero_grad(set_to_none=True)
         batch_loss(model, batch).mean().backward()
         optimizer.step()
-        curve.append(float(example_nll(model, eval_batches).mean()))
+        if step % eval_every == 0:
+            curve.append(float(example_nll(model, eval_batches).mean()))
     model.eval()
     return curve
 
 
-def half_recovery_step(curve: Sequence[float], reference: float) -> float:
-    """First step at which `curve` has regained half of its gap above `reference`.
+def half_recovery_step(curve: Sequence[float], reference: float, eval_every: int = 1) -> float:
+    """First step at which `curve` (measured every `eval_every` steps) has regained half of its gap above `reference`.
 
     0 when there is no gap to regain (`curve[0] ≤ reference`); `inf` when the budget ends first.
     """
@@ -89,7 +96,7 @@ def half_recovery_step(curve: Sequence[float], reference: float) -> float:
         return 0.0
     for step, loss in enumerate(curve):
         if loss <= reference + gap / 2:
-            return float(step)
+            return float(step * eval_every)
     return math.inf
 
 

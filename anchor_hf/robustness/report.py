@@ -109,9 +109,9 @@ def _figures(per_triple: Sequence[dict[str, Any]]) -> dict[str, Figure]:
         ax = recovery.add_subplot(1, len(ks), i + 1)
         for arm in ARMS:
             curves = [c for r in per_triple for c in r["relearn"][k]["arms"][arm]["curves"]]
-            steps = len(curves[0])
-            mid = [median([c[s] for c in curves]) for s in range(steps)]
-            ax.plot(range(steps), mid, color=COLOURS[arm], label=arm)
+            every = first["settings"]["relearn"]["eval_every"]
+            mid = [median([c[s] for c in curves]) for s in range(len(curves[0]))]
+            ax.plot([s * every for s in range(len(mid))], mid, color=COLOURS[arm], label=arm)
         for source in ("anchored", "control"):
             ref = median([r["relearn"][k]["arms"]["ablated" if source == "anchored" else "never"]["reference"]
                           for r in per_triple])
@@ -159,7 +159,7 @@ def write(out: str, per_triple: Sequence[dict[str, Any]], command: str) -> dict[
           "triples. " + " ".join(f"`{r['settings']['model']}`" for r in per_triple), "",
           "Data: " + "; ".join(f"{k}: {v}" for k, v in first["notes"].items()) + ".", "",
           f"Relearning: AdamW, learning rate {settings['learning_rate']:g}, batch {settings['batch_size']}, "
-          f"{settings['steps']} steps, {settings['repeats']} draws of k examples per arm (the same draws for every "
+          f"{settings['steps']} steps (held-out loss every {settings['eval_every']}), {settings['repeats']} draws of k examples per arm (the same draws for every "
           "arm). Half-gap steps: the first step at which the concept-text NLL has regained half of what removal "
           "added over the model before removal (the never-saw model: half of its gap over the control); 0 when "
           "there is no gap; 'beyond budget' when the steps ran out first. The summary uses the largest k.", "",

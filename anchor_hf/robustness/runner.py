@@ -115,9 +115,10 @@ def run_attacks(dirs: ModelDirs, data: RemovalData, relearn: RelearnSettings, se
                 log(f"[robustness] relearning: {name}, k={used}, draw {r + 1}/{len(draws)}")
                 model = arm.make()
                 curve = relearn_curve(model, [data.relearn_pool[i] for i in draw], concept_b, data.pad_id,
-                                      relearn.steps, relearn.learning_rate, relearn.batch_size, seed=seed + r)
+                                      relearn.steps, relearn.learning_rate, relearn.batch_size, seed=seed + r,
+                                      eval_every=relearn.eval_every)
                 curves.append(curve)
-                halves.append(half_recovery_step(curve, reference))
+                halves.append(half_recovery_step(curve, reference, relearn.eval_every))
                 del model
             per_arm[name] = {"reference": reference, "curves": curves, "half_steps": halves,
                              "half_steps_median": median(halves),

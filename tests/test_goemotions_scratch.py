@@ -99,3 +99,19 @@ def test_shipped_recipes_load_and_name_their_recipe():
     assert parse_overrides(["anchor_layers=[1, 2]"]) == {"anchor_layers": [1, 2]}
     with pytest.raises(AnchorConfigError, match="`--set` takes key=value"):
         parse_overrides(["max_steps"])
+
+
+def test_shards_split_the_training_between_processes(tmp_path):
+    assert run_cli(tmp_path, "--train-only", "--shard", "0/2") == 0
+    models = tmp_path / "out" / "models"
+    trained = sorted(p.name for p in models.iterdir() if (p / "train_summary.json").is_file())
+    assert trained == ["anchored_rate0.05_seed0", "neversaw_seed0"]  # jobs 0 and 2 of 3
+    assert run_cli(tmp_path, "--train-only", "--shard", "1/2") == 0
+    trained = sorted(p.name for p in models.iterdir() if (p / "train_summary.json").is_file())
+    assert trained == ["anchored_rate0.05_seed0", "control_seed0", "neversaw_seed0"]
+
+
+@pytest.mark.parametrize("extra, message", [(["--shard", "0/2"], "use it with --train-only")])
+def test_shard_needs_train_only(tmp_path, extra, message):
+    with pytest.raises(AnchorConfigError, match=message):
+        run_cli(tmp_path, *extra)

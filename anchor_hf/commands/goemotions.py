@@ -25,6 +25,16 @@ def _rates(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"--label-rate takes numbers in (0, 1], comma-separated; got {text!r}") from err
 
 
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"--shard takes I/N with 0 <= I < N, got {text!r}") from err
+    if not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"--shard takes I/N with 0 <= I < N, got {text!r}")
+    return i, n
+
+
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("goemotions", help=HELP, description=HELP)
     parser.add_argument("--recipe", choices=("scratch", "smollm2"), default="scratch",
@@ -45,6 +55,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a recipe key, the value read as YAML (repeatable)")
     parser.add_argument("--train-only", action="store_true", help="train the models, skip evaluation")
+    parser.add_argument("--shard", type=_shard, default=None, metavar="I/N",
+                        help="with --train-only: train only every N-th model starting at the I-th (0-based), so N "
+                             "processes can share the work; then run once more without it to evaluate")
     parser.set_defaults(func=main)
 
 
@@ -69,6 +82,10 @@ def main(args: argparse.Namespace) -> int:
     from ..goemotions.recipe import parse_overrides
     from ..goemotions.runner import GoEmotionsRun, evaluate_all, prepare, train_all
 
+    if args.shard is not None and not args.train_only:
+        from ..errors import AnchorConfigError
+
+        raise AnchorConfigError("--shard trains a share of the models only; use it with --train-only")
     run = GoEmotionsRun(recipe=args.recipe, concept=args.concept, label_rates=list(args.label_rate),
                         seeds=args.seeds, out=args.out, data_dir=args.data_dir, models_dir=args.models_dir,
                         overrides=parse_overrides(args.set), recipe_file=args.recipe_file)
@@ -76,7 +93,7 @@ def main(args: argparse.Namespace) -> int:
         torch.set_num_threads(1)  # tiny models: one thread is several times faster on a small, shared CPU
     start = time.time()
     prepared = prepare(run)
-    train_all(run, prepared)
+    train_all(run, prepared, shard=args.shard)
     if args.train_only:
         return 0
     summaries = evaluate_all(run, prepared, command_of(args))

@@ -103,11 +103,12 @@ def jobs(run: GoEmotionsRun) -> list[tuple[str, int, float, str]]:
     return out
 
 
-def train_all(run: GoEmotionsRun, prepared: Prepared, log: Any = print) -> None:
-    """Train every model the run needs that is not finished yet."""
+def train_all(run: GoEmotionsRun, prepared: Prepared, log: Any = print, shard: tuple[int, int] | None = None) -> None:
+    """Train every model the run needs that is not finished yet (with `shard=(i, n)`, every n-th from the i-th)."""
     from .train import train_model
 
-    for kind, seed, rate, folder in jobs(run):
+    todo = jobs(run)
+    for kind, seed, rate, folder in todo if shard is None else todo[shard[0]::shard[1]]:
         train_model(kind, seed, rate, run.settings, run.concepts, prepared.splits["train"], prepared.tokenizer,
                     prepared.make_model, folder, log)
 

@@ -10,10 +10,9 @@ import torch
 from torch import nn
 
 from anchor_hf.errors import AnchorConfigError, AnchorDataError
-from anchor_hf.robustness import (Example, RelearnSettings, RemovalData, batches, example_nll, fingerprint,
-                                  half_recovery_step, guardedness_gap, mann_whitney, probe_aurocs,
-                                  recovered_fraction, relearn_curve)
-from anchor_hf.robustness.relearn import median
+from anchor_hf.robustness import (Example, RelearnSettings, RemovalData, auroc_standard_error, batches, example_nll,
+                                  fingerprint, guardedness_gap, half_recovery_step, mann_whitney, median, probe_aurocs,
+                                  recovered_fraction, relearn_curves, steps_to_reach)
 
 
 # ---------------------------------------------------------------------- fingerprint test
@@ -73,14 +72,20 @@ def test_guardedness_gap_is_zero_for_a_guarded_layer_and_grows_with_what_is_left
 
 # ---------------------------------------------------------------------- relearning
 class BigramLM(nn.Module):
-    """logits = E[token] @ W: token 0 predicts token 1 through a planted direction u, of strength `a`."""
+    """logits = E[token] @ W: token 0 predicts token 1 through a planted direction u, of strength `a`.
 
-    def __init__(self, a: float, width: int = 4) -> None:
+    `noise` > 0 adds a small random init everywhere: a model that never learned the pair but
+    can learn it (no saddle), the never-saw reference.
+    """
+
+    def __init__(self, a: float, width: int = 4, noise: float = 0.0) -> None:
         super().__init__()
         u = torch.zeros(width)
         u[0] = 1.0
-        self.emb = nn.Parameter(torch.outer(torch.tensor([a, 0.0]), u))  # [V=2, D]
-        self.read = nn.Parameter(torch.stack([torch.zeros(width), a * u], dim=1))  # [D, V]
+        g = torch.Generator().manual_seed(0)
+        self.emb = nn.Parameter(torch.outer(torch.tensor([a, 0.0]), u) + noise * torch.randn(2, width, generator=g))
+        self.read = nn.Parameter(torch.stack([torch.zeros(width), a * u], dim=1) + noise * torch.randn(width, 2,
+                                                                                                        generator=g))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> SimpleNamespace:
         return SimpleNamespace(logits=self.emb[input_ids] @ self.read)
@@ -90,20 +95,38 @@ def _pair() -> list[Example]:
     return [Example((0, 1))]
 
 
-def test_relearn_curve_recovers_a_partly_removed_direction_but_not_a_fully_removed_one():
-    eval_batches = batches(_pair(), pad_id=0)
-    reference = float(example_nll(BigramLM(3.0), eval_batches).mean())  # the model before removal
-    partly = relearn_curve(BigramLM(0.5), _pair() * 4, eval_batches, 0, steps=60, learning_rate=0.05, batch_size=4)
-    fully = relearn_curve(BigramLM(0.0), _pair() * 4, eval_batches, 0, steps=60, learning_rate=0.05, batch_size=4)
-    assert len(partly) == len(fully) == 61
+def _curve(model: nn.Module, steps: int = 60, eval_every: int = 1) -> list[float]:
+    sets = {"concept": batches(_pair(), pad_id=0)}
+    return relearn_curves(model, _pair() * 4, sets, 0, steps=steps, learning_rate=0.05, batch_size=4,
+                          eval_every=eval_every)["concept"]
+
+
+def test_relearning_tells_a_partly_removed_direction_from_a_fully_removed_one_and_from_never_learning_it():
+    reference = float(example_nll(BigramLM(3.0), batches(_pair(), pad_id=0)).mean())  # the model before removal
+    partly, fully, never = _curve(BigramLM(0.5)), _curve(BigramLM(0.0)), _curve(BigramLM(0.0, noise=0.01))
+    assert len(partly) == len(fully) == len(never) == 61
     assert fully[0] == pytest.approx(math.log(2)) and fully[-1] == pytest.approx(math.log(2))  # a saddle: no gradient
     assert half_recovery_step(fully, reference) == math.inf
     step = half_recovery_step(partly, reference)
     assert 0 < step < 60 and partly[int(step)] <= reference + (partly[0] - reference) / 2 < partly[int(step) - 1]
     assert recovered_fraction(partly, reference) > 0.5 and recovered_fraction(fully, reference) == 0.0
-    sparse = relearn_curve(BigramLM(0.5), _pair() * 4, eval_batches, 0, steps=60, learning_rate=0.05, batch_size=4,
-                           eval_every=20)
-    assert sparse == pytest.approx(partly[::20])  # the same run, measured less often
+    # On one absolute level (half of never's gap), what is left of the direction comes back faster than
+    # a model without it learns it; what is fully gone comes back no faster.
+    level = reference + (never[0] - reference) / 2
+    to_level = {name: steps_to_reach(c, level) for name, c in (("partly", partly), ("fully", fully), ("never", never))}
+    assert 0 < to_level["partly"] < to_level["never"] < 60 and to_level["fully"] == math.inf
+    assert _curve(BigramLM(0.5), eval_every=20) == pytest.approx(partly[::20])  # the same run, measured less often
+
+
+def test_relearning_that_diverges_is_an_error_not_a_removal_that_sticks():
+    with pytest.raises(FloatingPointError, match="relearning diverged: the concept loss is .* lower the learning"):
+        relearn_curves(BigramLM(0.5), _pair(), {"concept": batches(_pair(), pad_id=0)}, 0, steps=3,
+                       learning_rate=1e30, batch_size=1)
+
+
+def test_auroc_standard_error_matches_hanley_mcneil():
+    assert auroc_standard_error(0.5, 10, 10) == pytest.approx(math.sqrt((0.25 + 18 * (1 / 3 - 0.25)) / 100))
+    assert auroc_standard_error(0.9, 400, 400) < auroc_standard_error(0.9, 40, 40)
 
 
 def test_half_recovery_step_and_median_on_known_curves():
@@ -112,6 +135,7 @@ def test_half_recovery_step_and_median_on_known_curves():
     assert half_recovery_step([4.0, 3.9, 3.8], 0.0) == math.inf
     assert math.isnan(recovered_fraction([1.0, 0.5], 2.0))
     assert half_recovery_step([4.0, 3.0, 2.0, 1.0], 0.0, eval_every=5) == 10.0  # measured at steps 0, 5, 10, 15
+    assert steps_to_reach([4.0, 3.0, 2.0], 2.5, eval_every=10) == 20.0 and steps_to_reach([4.0], 1.0) == math.inf
     assert median([3.0, math.inf, 1.0]) == 3.0 and median([1.0, math.inf]) == math.inf and median([1.0, 3.0]) == 2.0
 
 

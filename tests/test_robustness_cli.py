@@ -10,7 +10,7 @@ import pytest
 
 from anchor_hf.cli import main
 from anchor_hf.data.colour_recipe import ColourSpec, load_spec
-from anchor_hf.errors import AnchorConfigError
+from anchor_hf.errors import AnchorConfigError, AnchorDataError
 from anchor_hf.robustness.runner import SUMMARY_KEYS
 from test_goemotions_scratch import TINY as GOEMOTIONS_TINY, write_corpus
 
@@ -47,54 +47,115 @@ def test_goemotions_models_are_attacked_end_to_end(tmp_path):
                  "--steps", "4", "--eval-every", "2"]) == 0
     results = _check_report(out, "anchor-hf robustness --data goemotions --concept anger")
     (triple,) = results["per_triple"]
-    relearn = triple["relearn"]["50"]
-    assert relearn["k_used"] == 20  # every anger comment of the tiny training split, no more
+    relearn = triple["relearn"]["20"]
+    assert relearn["k"] == 50 and relearn["k_used"] == 20  # every anger comment of the tiny training split
     assert len(relearn["arms"]["ablated"]["curves"]) == 2 and len(relearn["arms"]["ablated"]["curves"][0]) == 3
     assert len(triple["arms"]["ablated"]["probe_auroc"]) == 3  # embedding + 2 blocks
+    # The attack texts are tokenized exactly as the models were trained (eos appended, same truncation).
+    from anchor_hf.data.goemotions import build_dataset, load_goemotions, resolve_concepts
+    from anchor_hf.robustness.sources import goemotions_data
+    from anchor_hf.robustness.sources import _tokenizer
+
+    attack = goemotions_data(str(models / "anchored_rate0.05_seed0"), "anger", str(data), max_length=12)
+    tokenizer = _tokenizer(str(models / "anchored_rate0.05_seed0"))
+    trained = build_dataset(load_goemotions(str(data))["train"], tokenizer, resolve_concepts("anger"), 0.05, 12,
+                            "subset")
+    assert {e.ids for e in attack.relearn_pool} <= {tuple(ids) for ids in trained["input_ids"]}
+    with pytest.raises(AnchorConfigError, match=r"is a 'control' model \(train_summary.json\); it must be the model"):
+        main(["robustness", "--data", "goemotions", "--concept", "anger", "--data-dir", str(data), "--model",
+              str(models / "anchored_rate0.05_seed0"), "--control", str(models / "neversaw_seed0"), "--never",
+              str(models / "control_seed0"), "--out", str(tmp_path / "x"), "--max-length", "12"])
 
 
-def test_colour_models_are_attacked_end_to_end_with_their_saved_corpus(tmp_path):
-    out = tmp_path / "colour"
+@pytest.fixture(scope="module")
+def colour_models(tmp_path_factory) -> Path:
+    """Tiny anchored, control and never-saw orange models on 120 XKCD names (3 steps each)."""
+    out = tmp_path_factory.mktemp("colour")
     tiny = '{"n_embd": 16, "n_layer": 4, "n_head": 2, "n_positions": 32}'
     assert main(["colour", "--corpus", "xkcd", "--seeds", "1", "--max-steps", "3", "--out", str(out), "--concept",
                  "orange", "--neversaw", "--train-args",
                  f"--disable_tqdm true --per_device_train_batch_size 8 --model_config '{tiny}' "
                  "--colour_max_names 120"]) == 0
-    models = out / "models"
+    return out / "models"
+
+
+@pytest.fixture(scope="module")
+def colour_pool(colour_models, tmp_path_factory) -> tuple[Path, int]:
+    """A colornames.csv of unseen orange names made of the corpus's own words (every 7th with an unknown word)."""
+    never = load_spec(str(colour_models / "neversaw_seed0"))
+    words = sorted({w for c in sum(never.names(), []) for w in c.name.split()})
+    pool = tmp_path_factory.mktemp("pool")
+    lines = ["name,hex"] + [f"{a} {b} zz,#f97306" if i % 7 == 0 else f"{a} {b},#f97306"
+                            for i, (a, b) in enumerate(zip(words, reversed(words)))]
+    (pool / "colornames.csv").write_text("\n".join(lines) + "\n")
+    return pool, len(lines) - 1
+
+
+def _colour_args(models: Path, pool: Path | None, out: Path, concept: str = "orange") -> list[str]:
+    return ["robustness", "--data", "colour", "--concept", concept, *(["--data-dir", str(pool)] if pool else []),
+            "--model", str(models / "anchored_seed0"), "--control", str(models / "control_seed0"),
+            "--never", str(models / "neversaw_seed0"), "--out", str(out), *FAST]
+
+
+def test_colour_models_are_attacked_end_to_end_with_their_saved_corpus(colour_models, colour_pool, tmp_path):
+    models = colour_models
     never = load_spec(str(models / "neversaw_seed0"))
     assert never is not None and never.exclude_target and never.max_names == 120
     assert load_spec(str(models / "anchored_seed0")) == ColourSpec(**{**never.to_dict(), "exclude_target": False})
     rows = never.train_dataset(never.tokenizer())
     assert sum(rows["is_target"]) == 0 < len(rows)  # the never-saw model's data has no orange line
-    # Relearning pool: unseen names made of the corpus's own words, in orange.
-    words = sorted({w for c in sum(never.names(), []) for w in c.name.split()})
-    pool = tmp_path / "pool"
-    pool.mkdir()
-    lines = ["name,hex"] + [f"{a} {b} zz,#f97306" if i % 7 == 0 else f"{a} {b},#f97306"
-                            for i, (a, b) in enumerate(zip(words, reversed(words)))]
-    (pool / "colornames.csv").write_text("\n".join(lines) + "\n")
+    pool, n_names = colour_pool
     rob = tmp_path / "robust"
-    assert main(["robustness", "--data", "colour", "--concept", "orange", "--data-dir", str(pool),
-                 "--model", str(models / "anchored_seed0"), "--control", str(models / "control_seed0"),
-                 "--never", str(models / "neversaw_seed0"), "--out", str(rob), *FAST]) == 0
+    assert main(_colour_args(models, pool, rob)) == 0
     results = _check_report(rob, "anchor-hf robustness --data colour --concept orange")
     notes = results["per_triple"][0]["notes"]
     assert "in-vocabulary" in notes["relearn_pool"]
     n_pool = int(notes["relearn_pool"].split()[0])
-    assert 0 < n_pool < len(lines) - 1  # names with an unknown word ("zz") are left out
+    assert 0 < n_pool < n_names  # names with an unknown word ("zz") are left out
+
+
+def test_colour_attacks_score_and_probe_the_positions_training_scored(colour_models, colour_pool):
+    from anchor_hf.robustness.sources import colour_data
+
+    spec = load_spec(str(colour_models / "anchored_seed0"))
+    data = colour_data(str(colour_models / "anchored_seed0"), "orange", str(colour_pool[0]))
+    rows = spec.train_dataset(spec.tokenizer())
+    trained = {tuple(ids): labels for ids, labels in zip(rows["input_ids"], rows["labels"])}
+    for example in data.concept_eval + data.other_eval:
+        labels = trained[example.ids]  # every evaluated line is a training line, encoded the same way
+        assert example.score_from == next(i for i, t in enumerate(labels) if t != -100)  # the hex answer only
+        assert example.pool_until == example.score_from  # probes never see the answer's digits
+
+
+def test_wrong_models_or_concept_are_refused(colour_models, colour_pool, tmp_path):
+    with pytest.raises(AnchorDataError, match="`--concept` = 'red' .* trained with the target colour 'orange'"):
+        main(_colour_args(colour_models, colour_pool[0], tmp_path / "o", concept="red"))
+    anchored, control, never = (str(colour_models / f"{k}_seed0") for k in ("anchored", "control", "neversaw"))
+    base = ["robustness", "--data", "colour", "--concept", "orange", "--data-dir", str(colour_pool[0]), "--out",
+            str(tmp_path / "o"), "--model", anchored]
+    with pytest.raises(AnchorConfigError, match="three different models"):
+        main([*base, "--control", control, "--never", control])
+    with pytest.raises(AnchorConfigError, match="`--never` = .*control_seed0.* trained on the full colour corpus"):
+        main([*base, "--control", never, "--never", control])  # swapped
+    assert not (tmp_path / "o").exists()
 
 
 def test_bad_arguments_are_refused_before_any_model_loads(tmp_path):
-    folder = tmp_path / "m"
-    folder.mkdir()
+    folders = [tmp_path / name for name in ("a", "c", "n")]
+    for folder in folders:
+        folder.mkdir()
+    three = ["--model", str(folders[0]), "--control", str(folders[1]), "--never", str(folders[2])]
     base = ["robustness", "--data", "colour", "--concept", "red", "--out", str(tmp_path / "o")]
     with pytest.raises(AnchorConfigError, match="one folder per seed each, got 2, 1 and 1"):
         main([*base, "--model", "a", "b", "--control", "c", "--never", "d"])
     with pytest.raises(AnchorConfigError, match="`--model` = .* is not a saved model folder"):
-        main([*base, "--model", str(folder), "--control", str(folder), "--never", str(folder)])
-    (folder / "config.json").write_text("{}")
+        main([*base, *three])
+    for folder in folders:
+        (folder / "config.json").write_text("{}")
     with pytest.raises(AnchorConfigError, match="has no anchor_config.json: it must be the anchored model"):
-        main([*base, "--model", str(folder), "--control", str(folder), "--never", str(folder)])
+        main([*base, *three])
+    with pytest.raises(AnchorConfigError, match="--eval-every 3 must divide --steps 10"):
+        main([*base, *three, "--steps", "10", "--eval-every", "3"])
     with pytest.raises(SystemExit):
         main([*base, "--model", "a", "--control", "c", "--never", "d", "--k", "0"])
     assert not os.path.exists(tmp_path / "o")

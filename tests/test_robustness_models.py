@@ -8,7 +8,7 @@ import torch
 from anchor_hf.config import AnchorConfig, ConceptAnchor
 from anchor_hf.interventions import suppress
 from anchor_hf.interventions.hooks import active_sites
-from anchor_hf.robustness import Example, batches, build_arms, pooled_states, posthoc_direction, relearn_curve
+from anchor_hf.robustness import Example, batches, build_arms, pooled_states, posthoc_direction, relearn_curves
 from tiny import WIDTH, make_model
 
 
@@ -37,6 +37,19 @@ def test_pooled_states_read_the_states_after_intervention_hooks():
     assert torch.equal(hooked[0], plain[0])
 
 
+def test_the_embedding_slice_is_what_the_first_block_reads_so_an_edit_at_the_embedding_output_shows():
+    model = make_model("gpt2", layers=2)
+    data = batches(_examples(), pad_id=0)
+    axis = torch.zeros(WIDTH)
+    axis[0] = 1.0
+    names, plain = pooled_states(model, data)
+    assert names == ["embedding", "transformer.h.0", "transformer.h.1"]
+    assert float(plain[0][:, 0].abs().max()) > 1e-3
+    with suppress(model, direction=axis, layers=["transformer.drop"], only_positive=False):
+        _, hooked = pooled_states(model, data)
+    assert float(hooked[0][:, 0].abs().max()) < 1e-6  # token + position embeddings, after the hook
+
+
 def _arms():
     cfg = AnchorConfig(layers=[0, 1], concepts=[ConceptAnchor(name="c", dims=[0])])
     anchored, control, never = (make_model("llama", layers=2, seed=s) for s in (0, 1, 2))
@@ -63,8 +76,9 @@ def test_a_suppressed_arm_keeps_its_hooks_while_an_attacker_fine_tunes_it():
     model = arms["suppressed"].make()
     assert len(active_sites(model)) == 2 and not active_sites(anchored)
     data = batches(_examples(), pad_id=0)
-    curve = relearn_curve(model, _examples(8), data, 0, steps=3, learning_rate=1e-2, batch_size=4)
-    assert len(curve) == 4 and len(active_sites(model)) == 2
+    curves = relearn_curves(model, _examples(8), {"concept": data, "other": data[:1]}, 0, steps=3, learning_rate=1e-2,
+                            batch_size=4)
+    assert len(curves["concept"]) == len(curves["other"]) == 4 and len(active_sites(model)) == 2
     _, pooled = pooled_states(model, data)
     assert float(pooled[1][:, 0].max()) <= 1e-6 and float(pooled[2][:, 0].max()) <= 1e-6  # only_positive: ≤ 0
     assert len(active_sites(arms["suppressed"].make())) == 2  # each make() is its own copy with its own hooks

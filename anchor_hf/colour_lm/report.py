@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from ..probes.report import _clean, markdown_table, write_report
+from ..probes.report import json_safe, markdown_table, write_json, write_report
 from .figures import plot_error_vs_similarity, plot_projection, plot_swatches
 
 SUMMARY_KEYS = ("seeds", "concept", "corpus", "label_fraction", "heldout_error_anchored", "heldout_error_control",
@@ -178,17 +178,12 @@ def write(out_dir: str, results: Sequence[dict[str, Any]], seeds: Sequence[int],
           markdown_table(["seed", "train err A", "train err C", "held-out err A", "held-out err C", "held-out EM A",
                           "held-out EM C", "AUROC A", "AUROC C", "margin", "containment", "retention (log)",
                           "suppressed target err", "ratio", "R²", "post-hoc ratio"], _seed_rows(results, seeds)), "",
-          "## Setup", "", "```json", json.dumps(_clean(setup), indent=2), "```", "",
+          "## Setup", "", "```json", json.dumps(json_safe(setup), indent=2), "```", "",
           "## Figures (seed %d)" % seeds[0], "",
           "![projection](projection.png)", "", "![error vs similarity](error_vs_similarity.png)", "",
           "![swatches](swatches.png)", ""]
     report = {"summary": summary, "setup": setup, "command": command, "seeds": list(seeds),
               "per_seed": [{k: v for k, v in r.items() if k != "raw"} for r in results]}
     paths = write_report(out_dir, report, "\n".join(md), figures(results[0]))
-    tmp = os.path.join(out_dir, f"summary.json.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(_clean(summary), f, indent=2)
-        f.write("\n")
-    os.replace(tmp, os.path.join(out_dir, "summary.json"))
-    paths["summary"] = os.path.join(out_dir, "summary.json")
+    paths["summary"] = write_json(os.path.join(out_dir, "summary.json"), summary)
     return paths

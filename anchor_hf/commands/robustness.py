@@ -37,8 +37,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--model", nargs="+", required=True, help="anchored model folder(s)")
     parser.add_argument("--control", nargs="+", required=True, help="control model folder(s), same order")
     parser.add_argument("--never", nargs="+", required=True, help="never-saw-it model folder(s), same order")
-    parser.add_argument("--concept", required=True, help="the anchored concept: a colour (red) or a GoEmotions "
-                                                         "label or group (anger, ekman:anger)")
+    parser.add_argument("--concept", required=True,
+                        help="the anchored concept: a colour (red) or a GoEmotions label or group (anger, ekman:anger)")
     parser.add_argument("--data", choices=("colour", "goemotions"), required=True,
                         help="colour: the colour-name corpus the models were trained on; goemotions: GoEmotions")
     parser.add_argument("--data-dir", default=None,
@@ -65,8 +65,8 @@ def command_line(args: argparse.Namespace) -> str:
     for flag in ("model", "control", "never"):
         parts += [f"--{flag}", *getattr(args, flag)]
     parts += ["--out", args.out, "--k", ",".join(str(k) for k in args.k), "--steps", str(args.steps),
-              "--lr", f"{learning_rate(args):g}", "--eval-every", str(eval_every(args)), "--batch-size", str(args.batch_size), "--repeats",
-              str(args.repeats), "--seed", str(args.seed)]
+              "--lr", f"{learning_rate(args):g}", "--eval-every", str(eval_every(args)),
+              "--batch-size", str(args.batch_size), "--repeats", str(args.repeats), "--seed", str(args.seed)]
     if args.data == "goemotions":
         parts += ["--max-length", str(args.max_length)]
     return " ".join(shlex.quote(p) for p in parts)
@@ -80,13 +80,26 @@ def eval_every(args: argparse.Namespace) -> int:
     return EVAL_EVERY[args.data] if args.eval_every is None else args.eval_every
 
 
+def _writable(out: str) -> None:
+    """Refuse an output folder that cannot be written, before hours of work."""
+    import os
+
+    from ..errors import AnchorConfigError
+
+    parent = os.path.abspath(out)
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+        raise AnchorConfigError(f"--out = {out!r} cannot be written ({parent!r} is not a writable folder)")
+
+
 def main(args: argparse.Namespace) -> int:
     import torch
 
     from ..errors import AnchorConfigError
     from ..robustness.relearn import RelearnSettings
     from ..robustness.report import write
-    from ..robustness.runner import ModelDirs, run_attacks
+    from ..robustness.runner import ModelDirs, check_triple, run_attacks
     from ..robustness.sources import colour_data, goemotions_data
 
     if not len(args.model) == len(args.control) == len(args.never):
@@ -94,20 +107,27 @@ def main(args: argparse.Namespace) -> int:
                                 f"{len(args.model)}, {len(args.control)} and {len(args.never)}")
     if args.max_length < 2:
         raise AnchorConfigError(f"--max-length must be >= 2, got {args.max_length}")
+    if args.steps >= 1 and eval_every(args) >= 1 and args.steps % eval_every(args):
+        raise AnchorConfigError(f"--eval-every {eval_every(args)} must divide --steps {args.steps}")
     relearn = RelearnSettings(ks=args.k, steps=args.steps, learning_rate=learning_rate(args),
                               batch_size=args.batch_size, repeats=args.repeats, eval_every=eval_every(args))
+    _writable(args.out)
     triples = [ModelDirs(*paths) for paths in zip(args.model, args.control, args.never)]
     if torch.get_num_threads() > 1 and not torch.cuda.is_available():
         torch.set_num_threads(1)  # small models: one thread is faster on a small shared CPU
     start = time.time()
-    per_triple = []
-    for i, dirs in enumerate(triples):
-        print(f"[robustness] triple {i + 1}/{len(triples)}: {dirs.anchored}")
+    prepared = []
+    for dirs in triples:  # every triple's data and models are checked before any attack runs
         if args.data == "colour":
             data = colour_data(dirs.anchored, args.concept, args.data_dir, seed=args.seed)
         else:
             data = goemotions_data(dirs.anchored, args.concept, args.data_dir, max_length=args.max_length,
                                    seed=args.seed)
+        check_triple(dirs, data)
+        prepared.append((dirs, data))
+    per_triple = []
+    for i, (dirs, data) in enumerate(prepared):
+        print(f"[robustness] triple {i + 1}/{len(prepared)}: {dirs.anchored}")
         per_triple.append(run_attacks(dirs, data, relearn, seed=args.seed))
     summary = write(args.out, per_triple, command_line(args))
     width = max(len(k) for k in summary)

@@ -6,7 +6,6 @@ and the exact command heads the report. Files are written atomically (`probes.re
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import statistics
@@ -16,7 +15,7 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from ..probes.plots import plot_detection, plot_dose_response, plot_entanglement
-from ..probes.report import _clean, markdown_table, write_report as write_files
+from ..probes.report import markdown_table, write_json, write_report as write_files
 
 SUMMARY_KEYS = ("recipe", "concept", "label_rate", "seeds", "auroc_anchored", "auroc_posthoc",
                 "suppression_selectivity_ratio", "posthoc_selectivity_ratio", "suppression_efficacy",
@@ -174,16 +173,8 @@ def write_report(run: Any, data: Any, rate: float, per_seed: Sequence[dict[str, 
     results = {"command": command, "recipe": run.settings.to_dict(), "summary": summary, "per_seed": list(per_seed),
                "classifier_test_auroc": data.classifier_auroc}
     write_files(folder, results, "\n".join(md), _figures(per_seed, concept))
-    _write_json(os.path.join(folder, "summary.json"), summary)
+    write_json(os.path.join(folder, "summary.json"), summary)
     return summary
-
-
-def _write_json(path: str, value: Any) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(_clean(value), f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
 
 
 def plot_sweep(summaries: Sequence[dict[str, Any]]) -> Figure:
@@ -214,4 +205,4 @@ def write_sweep(run: Any, summaries: Sequence[dict[str, Any]], command: str) -> 
                                            for s in summaries), "", "![sweep](label_rate_sweep.png)", ""]
     write_files(run.out, {"command": command, "summaries": list(summaries)}, "\n".join(md),
                 {"label_rate_sweep": plot_sweep(summaries)})
-    _write_json(os.path.join(run.out, "sweep.json"), list(summaries))
+    write_json(os.path.join(run.out, "sweep.json"), list(summaries))

@@ -31,6 +31,26 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def json_safe(value: Any) -> Any:
+    """A JSON-safe copy of `value` (NaN/inf as null, tuples as lists), as written to report files."""
+    return _clean(value)
+
+
+def write_json(path: str, value: Any) -> str:
+    """Write `value` as indented JSON to `path` atomically (temporary name, then `os.replace`)."""
+    tmp = _tmp(path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(_clean(value), f, indent=2, allow_nan=False)
+            f.write("\n")
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    os.replace(tmp, path)
+    return path
+
+
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A GitHub markdown table; floats to 4 significant digits, NaN/None as `–`."""
     def cell(v: Any) -> str:

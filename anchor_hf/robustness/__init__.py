@@ -9,9 +9,11 @@ usable on any causal LM and `Example` list.
 from .arms import ARMS, Arm, build_arms, posthoc_direction
 from .examples import Example, RemovalData, batches, example_nll
 from .extraction import guardedness_gap, pooled_states, probe_aurocs, residual_slices
-from .fingerprint import fingerprint, mann_whitney
-from .relearn import RelearnSettings, half_recovery_step, recovered_fraction, relearn_curve
+from .fingerprint import fingerprint
+from .relearn import RelearnSettings, half_recovery_step, recovered_fraction, relearn_curves, steps_to_reach
+from .stats import auroc_standard_error, mann_whitney, median
 
-__all__ = ["ARMS", "Arm", "Example", "RelearnSettings", "RemovalData", "batches", "build_arms", "example_nll",
-           "fingerprint", "half_recovery_step", "guardedness_gap", "mann_whitney", "pooled_states",
-           "posthoc_direction", "probe_aurocs", "recovered_fraction", "relearn_curve", "residual_slices"]
+__all__ = ["ARMS", "Arm", "Example", "RelearnSettings", "RemovalData", "auroc_standard_error", "batches", "build_arms",
+           "example_nll", "fingerprint", "guardedness_gap", "half_recovery_step", "mann_whitney", "median",
+           "pooled_states", "posthoc_direction", "probe_aurocs", "recovered_fraction", "relearn_curves",
+           "residual_slices", "steps_to_reach"]

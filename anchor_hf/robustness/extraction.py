@@ -9,12 +9,15 @@ sticks leaves no layer more readable than in the model that never learned the co
 Guardedness, the LEACE view (Belrose et al. 2023): a representation is linearly guarded
 exactly when its class-conditional means are equal, which is what LEACE's edit enforces.
 `guardedness_gap` measures how far each layer is from that: the whitened distance between
-the class means, above what shuffled labels give.
+the class means, above what shuffled labels give. It is computed here in torch (the
+quantity LEACE would erase), so it needs no optional package; LEACE itself (from
+`concept-erasure`) is the post-hoc baseline in `probes.posthoc`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -25,41 +28,70 @@ from ..probes.detection import auroc
 from ..probes.linear_probe import fit_linear_probe
 
 
-def residual_slices(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """(name, module) of the token-embedding output and of every block output, in depth order."""
+def residual_slices(model: nn.Module) -> tuple[nn.Module, list[tuple[str, nn.Module]]]:
+    """The first block (whose *input* is the embedding output) and (name, module) of every block.
+
+    The embedding slice is read as the first block's input rather than the token-embedding
+    module's output: that is the state every family actually feeds the stack (GPT-2 adds
+    position embeddings and dropout first), and where an intervention on the embedding
+    output (e.g. `transformer.drop`) has already acted.
+    """
     base = unwrap_model(model)
-    n_blocks = int(base.config.num_hidden_layers)
-    embedding = base.get_input_embeddings()
-    return [("embedding", embedding), *resolve_layers(base, list(range(n_blocks)))]
+    blocks = resolve_layers(base, list(range(int(base.config.num_hidden_layers))))
+    return blocks[0][1], blocks
+
+
+class _BlockInput:
+    """Records the hidden-state input of one module (its first positional or `hidden_states` argument)."""
+
+    def __init__(self, module: nn.Module) -> None:
+        self.state: torch.Tensor | None = None
+        self.handle = module.register_forward_pre_hook(self, with_kwargs=True)
+
+    def __call__(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        if self.state is None:
+            self.state = args[0] if args else kwargs["hidden_states"]
 
 
 def pooled_states(model: nn.Module, batches: Sequence[dict[str, torch.Tensor]]) -> tuple[list[str], list[torch.Tensor]]:
     """Each example's mean state over its `pool_mask` positions, per residual slice: names, `[N, D]` each.
 
-    States are read after any intervention hooks on the model (ours run first), so a
-    suppressed model is probed as it computes.
+    Slices: `embedding` (the input of the first block), then every block output. States are
+    read after any intervention hooks on the model (ours run first), so a suppressed model is
+    probed as it computes.
     """
-    slices = residual_slices(model)
+    first, blocks = residual_slices(model)
     device = next(model.parameters()).device
-    pooled: list[list[torch.Tensor]] = [[] for _ in slices]
+    pooled: list[list[torch.Tensor]] = [[] for _ in range(len(blocks) + 1)]
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
             for batch in batches:
-                with HiddenStateCapture([m for _, m in slices]) as capture:
-                    model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device))
+                entry = _BlockInput(first)
+                try:
+                    with HiddenStateCapture([m for _, m in blocks]) as capture:
+                        model(input_ids=batch["input_ids"].to(device),
+                              attention_mask=batch["attention_mask"].to(device))
+                finally:
+                    entry.handle.remove()
                 mask = batch["pool_mask"].unsqueeze(-1).float()
-                for i, h in enumerate(capture.states):
+                for i, h in enumerate([entry.state, *capture.states]):
                     h = h.detach().float().cpu()
                     pooled[i].append((h * mask).sum(1) / mask.sum(1).clamp_min(1))
     finally:
         model.train(was_training)
-    return [name for name, _ in slices], [torch.cat(chunks) for chunks in pooled]
+    return ["embedding", *[name for name, _ in blocks]], [torch.cat(chunks) for chunks in pooled]
 
 
 def _standardize(fit: torch.Tensor, test: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    mean, std = fit.mean(0), fit.std(0).clamp_min(1e-6)
+    """Z-score both sets with the fit set's statistics (L-BFGS converges on comparable scales).
+
+    A feature with almost no spread (e.g. an ablated axis, float noise only) is not blown up
+    to unit variance: spreads are floored at 1e-3 of the median spread.
+    """
+    mean, std = fit.mean(0), fit.std(0)
+    std = std.clamp_min(1e-3 * float(std.median()) + 1e-12)
     return (fit - mean) / std, (test - mean) / std
 
 
@@ -97,6 +129,7 @@ def guardedness_gap(states: Sequence[torch.Tensor], labels: torch.Tensor, permut
 
 
 def _mahalanobis(x: torch.Tensor, y: torch.Tensor) -> float:
+    """`sqrt(Δμᵀ Σ_w⁻¹ Δμ)` with the pooled within-class covariance plus a 1e-3·mean-variance ridge."""
     a, b = x[y], x[~y]
     diff = a.mean(0) - b.mean(0)
     centred = torch.cat([a - a.mean(0), b - b.mean(0)])

@@ -4,17 +4,20 @@ The attack that exposes unlearning that only hides (Lynch et al. 2024; Deeb & Ro
 if the knowledge is still in the weights, a few steps on a handful of related examples
 restore it on *other* concept texts far faster than a model that never learned it could
 learn it. The recovery curve is the loss on held-out concept texts after each step; its
-summary is the number of steps to regain half of what the removal took away,
+summary (issue 9) is the number of steps to regain half of what the removal took away,
 `loss ≤ reference + (loss₀ − reference)/2`, where `reference` is the loss of the model
 before removal (for the never-saw model: the control's, i.e. what learning the concept
-is worth). Hooks on the model (a suppressed arm) stay on while it trains.
+is worth). That relative measure depends on each arm's own reference, so the report also
+gives an absolute one: the steps each arm needs to reach the never-saw model's half-gap
+level (`steps_to_reach`), and where each curve ends relative to the never-saw model's.
+Hooks on the model (a suppressed arm) stay on while it trains.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -59,18 +62,34 @@ class RelearnSettings:
             raise AnchorConfigError(f"`eval_every` = {self.eval_every} must divide `steps` = {self.steps}")
 
 
-def relearn_curve(model: nn.Module, train: Sequence[Example], eval_batches: Sequence[dict[str, torch.Tensor]],
-                  pad_id: int, steps: int, learning_rate: float, batch_size: int, seed: int = 0,
-                  eval_every: int = 1) -> list[float]:
-    """Fine-tune `model` in place on `train`; the mean eval loss at steps 0, e, 2e, ... (`steps // e + 1`).
+def relearn_curves(model: nn.Module, train: Sequence[Example],
+                   eval_sets: Mapping[str, Sequence[dict[str, torch.Tensor]]], pad_id: int, steps: int,
+                   learning_rate: float, batch_size: int, seed: int = 0, eval_every: int = 1) -> dict[str, list[float]]:
+    """Fine-tune `model` in place on `train`; per eval set, its loss at steps 0, e, 2e, ... (`steps // e + 1`).
 
-    Batches cycle through `train` in a seeded order, reshuffled each pass.
+    The loss of a set is the mean over its texts of each text's mean NLL (every text counts
+    the same, whatever its length). Batches cycle through `train` in a seeded order,
+    reshuffled each pass. Watching a set without the concept beside the concept texts shows
+    how much of a "recovery" is the fine-tuning repairing general damage instead.
+
+    Raises:
+        FloatingPointError: when a loss stops being finite (the learning rate is too high).
     """
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=learning_rate, weight_decay=0.0)
     rng = random.Random(seed)
     order: list[int] = []
-    curve = [float(example_nll(model, eval_batches).mean())]
+    curves: dict[str, list[float]] = {name: [] for name in eval_sets}
+
+    def measure(step: int) -> None:
+        for name, data in eval_sets.items():
+            loss = float(example_nll(model, data).mean())
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"relearning diverged: the {name} loss is {loss} at step {step}; "
+                                         f"lower the learning rate (now {learning_rate:g})")
+            curves[name].append(loss)
+
+    measure(0)
     for step in range(1, steps + 1):
         if len(order) < min(batch_size, len(train)):
             order = rng.sample(range(len(train)), len(train))
@@ -81,9 +100,17 @@ def relearn_curve(model: nn.Module, train: Sequence[Example], eval_batches: Sequ
         batch_loss(model, batch).mean().backward()
         optimizer.step()
         if step % eval_every == 0:
-            curve.append(float(example_nll(model, eval_batches).mean()))
+            measure(step)
     model.eval()
-    return curve
+    return curves
+
+
+def steps_to_reach(curve: Sequence[float], level: float, eval_every: int = 1) -> float:
+    """First step at which `curve` (measured every `eval_every` steps) is at or below `level`; `inf` if never."""
+    for i, loss in enumerate(curve):
+        if loss <= level:
+            return float(i * eval_every)
+    return math.inf
 
 
 def half_recovery_step(curve: Sequence[float], reference: float, eval_every: int = 1) -> float:
@@ -94,23 +121,10 @@ def half_recovery_step(curve: Sequence[float], reference: float, eval_every: int
     gap = curve[0] - reference
     if gap <= 0:
         return 0.0
-    for step, loss in enumerate(curve):
-        if loss <= reference + gap / 2:
-            return float(step * eval_every)
-    return math.inf
+    return steps_to_reach(curve, reference + gap / 2, eval_every)
 
 
 def recovered_fraction(curve: Sequence[float], reference: float) -> float:
     """Share of the gap regained by the end of the budget (1 = back to the reference; NaN without a gap)."""
     gap = curve[0] - reference
     return (curve[0] - curve[-1]) / gap if gap > 0 else math.nan
-
-
-def median(values: Sequence[float]) -> float:
-    """Median that keeps `inf` (a budget that ran out) as a value larger than any other."""
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    if len(ordered) % 2:
-        return ordered[mid]
-    lo, hi = ordered[mid - 1], ordered[mid]
-    return hi if math.isinf(hi) else (lo + hi) / 2

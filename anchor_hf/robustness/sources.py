@@ -24,6 +24,7 @@ from .examples import Example, RemovalData
 
 
 def _tokenizer(model_dir: str) -> Any:
+    """The tokenizer saved with the model (the one it was trained with), with a pad token."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -51,9 +52,14 @@ def colour_spec(model_dir: str, concept: str) -> Any:
     from ..colour_lm.pipeline import ColourRun
     from ..data.colour_recipe import load_spec
 
+    from ..data.colour_target import parse_target
+
     spec = load_spec(model_dir)
     if spec is None:
         spec = ColourRun(concept=concept, corpus="xkcd").spec()
+    elif parse_target(concept).name != spec.target.name:
+        raise AnchorDataError(f"`--concept` = {concept!r} ({parse_target(concept).name}), but {model_dir} was trained "
+                              f"with the target colour {spec.concept!r} ({spec.target.name})")
     if spec.corpus == "mixing":
         raise AnchorDataError("robustness on colours supports the names corpora (xkcd, colornames), not mixing")
     return spec
@@ -100,14 +106,16 @@ def colour_data(model_dir: str, concept: str, pool_dir: str | None = None, n_oth
         candidates = heldout
         source = "the corpus's held-out names (no colornames list given)"
     pool = [example(c.line) for c, t in zip(candidates, is_target(candidates)) if t]
-    pool = [e for e in pool if unk not in e.ids]
+    answers = {e.ids[e.score_from:] for e in concept_eval}
+    pool = [e for e in pool if unk not in e.ids and e.ids[e.score_from:] not in answers]  # no answer given away
     rng.shuffle(pool)
     fit, fit_y, test, test_y = _split_probe(lines, labels, seed)
     target = spec.target.name
     notes = {"concept_eval": f"{len(concept_eval)} memorized training lines of the target colour ({target}, "
                              "similarity ≥ 0.5); only the hex answer is scored",
              "other_eval": f"{len(other_eval)} other training lines (random)",
-             "relearn_pool": f"{len(pool)} lines of the target colour: {source}",
+             "relearn_pool": f"{len(pool)} lines of the target colour: {source}, whose hex answer is no "
+                             "evaluation line's",
              "probes": f"all {len(lines)} training lines, half of each class to fit, half to test; states "
                        "pooled over the prompt (name and `:`)"}
     return RemovalData(concept=target, concept_eval=concept_eval, other_eval=other_eval, relearn_pool=pool,

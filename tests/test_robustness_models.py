@@ -23,31 +23,22 @@ def _axis_component(model: torch.nn.Module, data: list[dict[str, torch.Tensor]])
     return [float(p[:, 0].abs().max()) for p in pooled]
 
 
-def test_pooled_states_read_the_states_after_intervention_hooks():
-    model = make_model("llama", layers=2)
+@pytest.mark.parametrize("family, site, hooked_slice, names", [
+    ("llama", 0, 1, ["embedding", "model.layers.0", "model.layers.1"]),  # a block output
+    # the embedding slice is what the first block reads: token + position embeddings, after the hook
+    ("gpt2", "transformer.drop", 0, ["embedding", "transformer.h.0", "transformer.h.1"]),
+])
+def test_pooled_states_read_the_states_after_intervention_hooks(family, site, hooked_slice, names):
+    model = make_model(family, layers=2)
     data = batches(_examples(), pad_id=0)
     axis = torch.zeros(WIDTH)
     axis[0] = 1.0
-    names, plain = pooled_states(model, data)
-    assert names == ["embedding", "model.layers.0", "model.layers.1"]
-    assert float(plain[1][:, 0].abs().max()) > 1e-3
-    with suppress(model, direction=axis, layers=[0], only_positive=False):
+    got, plain = pooled_states(model, data)
+    assert got == names and float(plain[hooked_slice][:, 0].abs().max()) > 1e-3
+    with suppress(model, direction=axis, layers=[site], only_positive=False):
         _, hooked = pooled_states(model, data)
-    assert float(hooked[1][:, 0].abs().max()) < 1e-6  # what the suppressed model computes, not the raw block
-    assert torch.equal(hooked[0], plain[0])
-
-
-def test_the_embedding_slice_is_what_the_first_block_reads_so_an_edit_at_the_embedding_output_shows():
-    model = make_model("gpt2", layers=2)
-    data = batches(_examples(), pad_id=0)
-    axis = torch.zeros(WIDTH)
-    axis[0] = 1.0
-    names, plain = pooled_states(model, data)
-    assert names == ["embedding", "transformer.h.0", "transformer.h.1"]
-    assert float(plain[0][:, 0].abs().max()) > 1e-3
-    with suppress(model, direction=axis, layers=["transformer.drop"], only_positive=False):
-        _, hooked = pooled_states(model, data)
-    assert float(hooked[0][:, 0].abs().max()) < 1e-6  # token + position embeddings, after the hook
+    assert float(hooked[hooked_slice][:, 0].abs().max()) < 1e-6  # what the suppressed model computes
+    assert all(torch.equal(hooked[i], plain[i]) for i in range(hooked_slice))  # slices before the hook unchanged
 
 
 def _arms():

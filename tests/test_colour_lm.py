@@ -118,3 +118,14 @@ def test_demo_takes_the_colour_options_with_demo_defaults():
     assert (args.out, args.seeds, args.corpus, args.concept) == ("results/demo", 1, "xkcd", "red")
     args = make_parser().parse_args(["demo", "--concept", "blue", "--seeds", "3", "--corpus", "mixing", "--out", "x"])
     assert (args.out, args.seeds, args.corpus, args.concept) == ("x", 3, "mixing", "blue")
+
+
+def test_train_only_shards_split_the_colour_trainings(tmp_path):
+    argv = ["colour", "--corpus", "xkcd", "--seeds", "1", "--max-steps", "2", "--out", str(tmp_path), "--train-only",
+            "--train-args", f"--disable_tqdm true --per_device_train_batch_size 8 --model_config '{TINY}' "
+            "--colour_max_names 60"]
+    assert cli_main([*argv, "--shard", "1/2"]) == 0
+    assert sorted(os.listdir(tmp_path / "models")) == ["control_seed0"]  # jobs: anchored 0, control 0
+    assert not (tmp_path / "report.md").exists()  # --train-only: no evaluation
+    with pytest.raises(AnchorConfigError, match="use it with --train-only"):
+        cli_main([a for a in argv if a != "--train-only"] + ["--shard", "0/2"])

@@ -119,20 +119,24 @@ def _finished(model_dir: str) -> bool:
         os.path.isfile(os.path.join(model_dir, "trainer_state.json"))
 
 
-def train_all(run: ColourRun, log: Any = print, kinds: tuple[str, ...] = ("anchored", "control")) -> None:
-    """Train every (kind, seed) model that is not already finished (or all, with `retrain`)."""
+def train_all(run: ColourRun, log: Any = print, kinds: tuple[str, ...] = ("anchored", "control"),
+              shard: tuple[int, int] | None = None) -> None:
+    """Train every (kind, seed) model that is not already finished (or all, with `retrain`).
+
+    With `shard=(i, n)` only every n-th model from the i-th, so n processes can share the work.
+    """
     from ..commands.train import run as train
 
-    for seed in range(run.seeds):
-        for kind in kinds:
-            folder = run.model_dir(kind, seed)
-            if _finished(folder) and not run.retrain:
-                log(f"[colour] {kind} seed {seed}: using the finished model in {folder}")
-                continue
-            log(f"[colour] training {kind} seed {seed} -> {folder}")
-            start = time.time()
-            train(run.train_argv(kind, seed))
-            log(f"[colour] {kind} seed {seed} trained in {time.time() - start:.0f}s")
+    todo = [(seed, kind) for seed in range(run.seeds) for kind in kinds]
+    for seed, kind in todo if shard is None else todo[shard[0]::shard[1]]:
+        folder = run.model_dir(kind, seed)
+        if _finished(folder) and not run.retrain:
+            log(f"[colour] {kind} seed {seed}: using the finished model in {folder}")
+            continue
+        log(f"[colour] training {kind} seed {seed} -> {folder}")
+        start = time.time()
+        train(run.train_argv(kind, seed))
+        log(f"[colour] {kind} seed {seed} trained in {time.time() - start:.0f}s")
 
 
 def evaluate_all(run: ColourRun, command: str, log: Any = print) -> dict[str, Any]:

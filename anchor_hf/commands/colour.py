@@ -16,6 +16,8 @@ import shlex
 import time
 from typing import Any
 
+from .options import shard_arg
+
 HELP = "Colour LM validation: train anchored + control models, probe, intervene, write a report."
 
 
@@ -32,6 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser, out: str, seeds: int) -> None
     parser.add_argument("--control-args", default="", help="extra `--key value` flags for the control training")
     parser.add_argument("--train-args", default="", help="extra `--key value` flags for both trainings")
     parser.add_argument("--retrain", action="store_true", help="train again even where finished models exist")
+    parser.add_argument("--train-only", action="store_true", help="train the models, skip evaluation")
+    parser.add_argument("--shard", type=shard_arg, default=None, metavar="I/N",
+                        help="with --train-only: train only every N-th model from the I-th (0-based), so N "
+                             "processes can share the work; then run once more without it to evaluate")
     parser.add_argument("--neversaw", action="store_true",
                         help="also train never-saw-it models (the control without the target colour), the gold "
                              "standard that `anchor-hf robustness` compares removal against")
@@ -90,12 +96,19 @@ def main(args: argparse.Namespace) -> int:
 
     from ..colour_lm.pipeline import evaluate_all, train_all
 
+    if args.shard is not None and not args.train_only:
+        from ..errors import AnchorConfigError
+
+        raise AnchorConfigError("--shard trains a share of the models only; use it with --train-only")
     run = build_run(args)  # every argument checked before anything trains
     run.spec()
     if torch.get_num_threads() > 1 and not torch.cuda.is_available():
         torch.set_num_threads(1)  # tiny models: one thread is several times faster on a small CPU
     start = time.time()
-    train_all(run, kinds=("anchored", "control", "neversaw") if run.neversaw else ("anchored", "control"))
+    train_all(run, kinds=("anchored", "control", "neversaw") if run.neversaw else ("anchored", "control"),
+              shard=args.shard)
+    if args.train_only:
+        return 0
     summary = evaluate_all(run, command_line(args))
     print_table(summary)
     print(f"\nreport: {run.out}/report.md ({time.time() - start:.0f}s)")

@@ -15,6 +15,8 @@ import argparse
 import time
 from typing import Any
 
+from .options import shard_arg
+
 HELP = "GoEmotions: train anchored, control and never-saw-it LMs for an emotion, evaluate, write a report."
 
 
@@ -23,16 +25,6 @@ def _rates(text: str) -> list[float]:
         return [float(x) for x in text.split(",") if x.strip()]
     except ValueError as err:
         raise argparse.ArgumentTypeError(f"--label-rate takes numbers in (0, 1], comma-separated; got {text!r}") from err
-
-
-def _shard(text: str) -> tuple[int, int]:
-    try:
-        i, n = (int(x) for x in text.split("/"))
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"--shard takes I/N with 0 <= I < N, got {text!r}") from err
-    if not 0 <= i < n:
-        raise argparse.ArgumentTypeError(f"--shard takes I/N with 0 <= I < N, got {text!r}")
-    return i, n
 
 
 def register(subparsers: Any) -> None:
@@ -55,7 +47,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a recipe key, the value read as YAML (repeatable)")
     parser.add_argument("--train-only", action="store_true", help="train the models, skip evaluation")
-    parser.add_argument("--shard", type=_shard, default=None, metavar="I/N",
+    parser.add_argument("--shard", type=shard_arg, default=None, metavar="I/N",
                         help="with --train-only: train only every N-th model starting at the I-th (0-based), so N "
                              "processes can share the work; then run once more without it to evaluate")
     parser.set_defaults(func=main)

@@ -163,3 +163,18 @@ def test_replay_repeats_only_labelled_comments(tokenizer):
     assert len(labelled) == 2 and len(ds) == 8 + 2 * 3
     assert sorted(ds["text"][8:]) == sorted(labelled * 3)  # only the labelled ones come back
     assert len(build_dataset(comments, tokenizer, resolve_concepts("anger"), 0.5, scheme="subset")) == 8  # control
+
+
+def test_text_span_covers_the_comment_but_not_the_end_of_text_token(tokenizer):
+    from anchor_hf import AnchorConfig, ConceptAnchor
+    from anchor_hf.collator import SPAN_MASK, AnchorDataCollator
+    from anchor_hf.data.goemotions import TEXT_SPAN
+
+    comments = [Comment("w5 w6 w7", (2,), "a"), Comment("w8 w9", (15,), "b")]
+    ds = build_dataset(comments, tokenizer, resolve_concepts("anger"), label_rate=1.0, max_length=8)
+    assert ds[TEXT_SPAN] == [[0, 3], [0, 2]] and ds["input_ids"][0][-1] == tokenizer.eos_token_id
+    no_eos = build_dataset(comments, tokenizer, resolve_concepts("anger"), label_rate=1.0, max_length=8, add_eos=False)
+    assert no_eos[TEXT_SPAN] == [[0, 3], [0, 2]]
+    cfg = AnchorConfig(layers=[0], concepts=[ConceptAnchor(name="anger", dims=[0], span_column=TEXT_SPAN)])
+    batch = AnchorDataCollator(tokenizer, cfg, draw="expected")([ds[0]])
+    assert batch[SPAN_MASK][0, 0].tolist() == [True, True, True, False]  # the pull can never land on <eos>

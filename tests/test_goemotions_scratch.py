@@ -10,7 +10,7 @@ import pytest
 
 from anchor_hf import AnchorConfigError, AnchorDataError
 from anchor_hf.cli import main
-from anchor_hf.data.goemotions import LABELS
+from anchor_hf.data.goemotions import LABELS, resolve_concept
 from anchor_hf.goemotions.recipe import load_recipe, parse_overrides, recipe_path
 from anchor_hf.goemotions.report import SUMMARY_KEYS
 
@@ -115,3 +115,15 @@ def test_shards_split_the_training_between_processes(tmp_path):
 def test_shard_needs_train_only(tmp_path, extra, message):
     with pytest.raises(AnchorConfigError, match=message):
         run_cli(tmp_path, *extra)
+
+
+def test_anchor_span_text_puts_the_span_column_in_the_anchor_config():
+    from anchor_hf.data.goemotions import TEXT_SPAN
+    from anchor_hf.goemotions.train import anchor_config
+
+    concepts = [resolve_concept("anger")]
+    text = load_recipe(recipe_path("scratch"), {"anchor_span": "text"})
+    assert anchor_config(text, concepts, 16).concepts[0].span_column == TEXT_SPAN
+    assert anchor_config(load_recipe(recipe_path("scratch")), concepts, 16).concepts[0].span_column is None
+    with pytest.raises(AnchorConfigError, match="`anchor_span` must be 'all' or 'text', got 'eos'"):
+        load_recipe(recipe_path("scratch"), {"anchor_span": "eos"})

@@ -226,13 +226,18 @@ def word_token_labels(text: str, offsets: Sequence[tuple[int, int]], words: Iter
 
 
 # ---------------------------------------------------------------------- datasets
+TEXT_SPAN = "text_span"  # span column: the comment's own tokens, without the appended end-of-text token
+
+
 def build_dataset(comments: Sequence[Comment], tokenizer: Any, concepts: Sequence[EmotionConcept],
                   label_rate: float, max_length: int = 64, scheme: LabelScheme = "visit", seed: int = 0,
                   word_lists: Mapping[str, Sequence[str]] | None = None, add_eos: bool = True,
                   replay: int = 0) -> Any:
     """A `datasets.Dataset` ready for `AnchorDataCollator`: tokens, label probabilities, exact labels.
 
-    Columns: `input_ids`, `attention_mask`, per concept `<column>` (a float per comment, or
+    Columns: `input_ids`, `attention_mask`, `text_span` (`[0, n)` over the comment's own
+    tokens, the end-of-text token excluded: a `span_column` that keeps a pooled pull off it),
+    per concept `<column>` (a float per comment, or
     a list per token for concepts in `word_lists`: the comment's label probability on the
     tokens of listed words, only in concept comments) and `exact_<column>` (0/1), plus
     `text`. `AnchorTrainer` drops `exact_*` and `text` (`remove_unused_columns`); keep that on.
@@ -274,7 +279,8 @@ def build_dataset(comments: Sequence[Comment], tokenizer: Any, concepts: Sequenc
     ids = [list(x) + ([eos] if eos is not None else []) for x in encoded["input_ids"]]
     if any(len(x) < 2 for x in ids):
         raise AnchorDataError("some comments tokenize to fewer than 2 tokens; a causal LM has nothing to predict")
-    columns: dict[str, list[Any]] = {"text": texts, "input_ids": ids, "attention_mask": [[1] * len(x) for x in ids]}
+    columns: dict[str, list[Any]] = {"text": texts, "input_ids": ids, "attention_mask": [[1] * len(x) for x in ids],
+                                     TEXT_SPAN: [[0, len(x) - (eos is not None)] for x in ids]}
     for j, concept in enumerate(concepts):
         exact = exact_labels(comments, concept)
         probs = label_probabilities(exact, label_rate, scheme, seed + 1009 * j)

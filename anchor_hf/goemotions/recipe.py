@@ -37,7 +37,10 @@ class GoEmotionsRecipe:
     `random`: a seeded random unit vector per concept, for pretrained models whose axes
     carry outlier features), `attract`, `repel`, `repel_kind`, `tau`, `separation`, `exclusive`
     (the exclusivity term, `geometry.exclusivity_loss`: equal off-anchor class means), `route`
-    (gradient routing, `anchor_hf.routing`: labelled comments learn through the anchored place only).
+    (gradient routing, `anchor_hf.routing`: labelled comments learn through the anchored place only),
+    `anchor_span` (`all`: the pooled pull may land on any token, the appended end-of-text included;
+    `text`: only on the comment's own tokens — measured: with `all`, the pull of many runs latched
+    onto the end-of-text token, a concept-blind place, see docs/reports/goemotions/README.md).
     Training: the usual `TrainingArguments` subset.
     Evaluation: `eval_examples` test comments for perplexity and the non-concept groups,
     `posthoc_examples` training comments to fit post-hoc directions, steering settings,
@@ -69,6 +72,7 @@ class GoEmotionsRecipe:
     separation: float = 0.0
     exclusive: float = 0.0
     route: bool = False
+    anchor_span: str = "all"
     learning_rate: float = 3e-3
     max_steps: int = 1000
     per_device_train_batch_size: int = 32
@@ -112,6 +116,8 @@ class GoEmotionsRecipe:
                 raise AnchorConfigError(f"`{name}` must be a finite number >= 0, got {value!r}")
         if isinstance(self.label_replay, bool) or not isinstance(self.label_replay, int) or self.label_replay < 0:
             raise AnchorConfigError(f"`label_replay` must be an int >= 0, got {self.label_replay!r}")
+        if self.anchor_span not in ("all", "text"):
+            raise AnchorConfigError(f"`anchor_span` must be 'all' or 'text', got {self.anchor_span!r}")
         if not isinstance(self.route, bool):
             raise AnchorConfigError(f"`route` must be true or false, got {self.route!r}")
         if self.max_length < 4:

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from ..config import AnchorConfig, ConceptAnchor
-from ..data.goemotions import Comment, EmotionConcept, build_dataset, has_label, without_concepts
+from ..data.goemotions import TEXT_SPAN, Comment, EmotionConcept, build_dataset, has_label, without_concepts
 from .recipe import GoEmotionsRecipe
 
 KINDS = ("anchored", "control", "neversaw")
@@ -40,7 +40,8 @@ def anchor_config(recipe: GoEmotionsRecipe, concepts: Sequence[EmotionConcept], 
         anchors.append(ConceptAnchor(name=concept.column, attract=recipe.attract if active else 0.0,
                                      repel=recipe.repel if active else 0.0, repel_kind=recipe.repel_kind,
                                      tau=recipe.tau, exclusive=recipe.exclusive if active else 0.0,
-                                     route=recipe.route and active, **place))
+                                     route=recipe.route and active,
+                                     span_column=TEXT_SPAN if recipe.anchor_span == "text" else None, **place))
     return AnchorConfig(layers=list(recipe.anchor_layers), concepts=anchors,
                         separation=recipe.separation if active else 0.0)
 

@@ -57,6 +57,10 @@ def test_scratch_smoke_run_writes_report_and_summary_with_exactly_the_issue_keys
     assert summary["perplexity_ratio"] > 0
     report = (out / "report.md").read_text()
     assert "anchor-hf goemotions --recipe scratch --concept anger" in report  # the exact command is recorded
+    (seed,) = json.loads((out / "report.json").read_text())["per_seed"]
+    assert len(seed["auroc_anchored_max_pool_layers"]) == len(seed["layers"]) == 2  # beside the mean-pooled AUROC
+    assert seed["auroc_anchored_max_pool"] == max(seed["auroc_anchored_max_pool_layers"])
+    assert "| auroc_anchored_max_pool |" in report
     for name in ("detection.png", "steering.png", "entanglement.png", "report.json"):
         assert (out / name).is_file()
     models = out / "models"

@@ -81,7 +81,7 @@ def _figures(per_seed: Sequence[dict[str, Any]], concept: str) -> dict[str, Figu
 
 
 def _seed_table(per_seed: Sequence[dict[str, Any]]) -> str:
-    keys = ["auroc_anchored", "auroc_posthoc", "suppression_selectivity_ratio", "ablation_selectivity_ratio",
+    keys = ["auroc_anchored", "auroc_anchored_max_pool", "auroc_posthoc", "suppression_selectivity_ratio", "ablation_selectivity_ratio",
             "posthoc_selectivity_ratio", "posthoc_ablation_selectivity_ratio", "suppression_efficacy",
             "ablation_efficacy", "posthoc_suppression_efficacy", "posthoc_ablation_efficacy",
             "suppression_relative_efficacy", "ablation_relative_efficacy", "posthoc_suppression_relative_efficacy",
@@ -152,7 +152,9 @@ def write_report(run: Any, data: Any, rate: float, per_seed: Sequence[dict[str, 
           "## Summary (summary.json)", "", markdown_table(["key", "value"], list(summary.items())), "",
           "## Per seed", "", _seed_table(per_seed), "",
           "AUROC: held-out detection by an example's mean alignment with the anchor (anchored, max over the "
-          "anchored layers) or with the post-hoc direction (max over all layers). Selectivity ratio: rise of "
+          "anchored layers) or with the post-hoc direction (max over all layers); auroc_anchored_max_pool (not an "
+          "issue key): the same by an example's largest alignment, the detector the pooled pull trains. "
+          "Selectivity ratio: rise of "
           f"concept-comment NLL ÷ rise of other-comment NLL (floored at {1e-3:g} nats). Efficacy: concept NLL rise "
           "under the intervention ÷ (never-saw-it − control concept NLL), undefined (–) when that gap is not "
           "positive. Relative efficacy (not an issue key): the same with the rise and the gap each minus their "

@@ -174,3 +174,30 @@ def test_examples_and_removal_data_refuse_bad_input():
         RemovalData(**{**fields, "fit_labels": torch.tensor([1, 1])})
     with pytest.raises(AnchorDataError, match="`relearn_pool` is empty"):
         RemovalData(**{**fields, "relearn_pool": []})
+
+
+def _triple(half: dict[str, float], level: dict[str, float], probe: dict[str, float], anchored_probe: float) -> dict:
+    """The parts of one triple's results that the summary and the target checks read."""
+    arms = {a: {"probe_auroc_max": probe.get(a, 0.6), "probe_auroc_max_se": 0.02, "fingerprint": {"pvalue": 0.5}}
+            for a in ("ablated", "suppressed", "posthoc", "never")}
+    relearn = {a: {"half_steps_median": half.get(a, math.inf), "steps_to_never_half_level": [level.get(a, math.inf)]}
+               for a in arms}
+    return {"concept": "c", "arms": arms, "references": {"anchored": {"probe_auroc_max": anchored_probe}},
+            "relearn": {"100": {"arms": relearn}}}
+
+
+def test_summary_and_target_checks_read_inf_as_beyond_the_budget_and_flag_an_uninformative_probe():
+    from anchor_hf.robustness.report import checks, summarize
+
+    sticks = _triple({"ablated": math.inf, "never": 14.0}, {"ablated": 8.0, "never": 15.0},
+                     {"ablated": 0.95, "never": 0.94}, anchored_probe=0.97)
+    summary = summarize([sticks])
+    assert summary["relearn_half_steps_ablated"] is None and summary["relearn_half_steps_never"] == 14.0
+    probe, half, level = checks(summary, [sticks], budget=100)
+    assert probe[2].startswith("yes (uninformative") and half[2] == "yes" and level[2] == "yes"  # 8 >= 15 / 2
+    comes_back = _triple({"ablated": 5.0}, {"ablated": 3.0, "never": 15.0}, {"ablated": 0.80, "never": 0.70},
+                         anchored_probe=0.85)
+    probe, half, level = checks(summarize([comes_back]), [comes_back], budget=100)
+    assert probe[2] == "no" and half[2] == "no" and level[2] == "no"  # never beyond budget, ablated at 5 steps
+    medians = summarize([sticks, comes_back, sticks])
+    assert medians["relearn_half_steps_ablated"] is None and medians["probe_auroc_max_ablated"] == 0.95

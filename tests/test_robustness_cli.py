@@ -28,7 +28,10 @@ def _check_report(out: Path, command: str) -> dict:
     results = json.loads((out / "report.json").read_text())
     (triple,) = results["per_triple"]
     assert set(triple["arms"]) == {"ablated", "suppressed", "posthoc", "never"}
-    assert triple["arms"]["never"]["fingerprint"]["pvalue"] == 1.0  # the gold standard against itself
+    arms, refs = triple["arms"], triple["references"]
+    assert arms["ablated"]["concept_nll"] != refs["anchored"]["concept_nll"]  # the ablated arm is an edited model
+    gap = arms["ablated"]["concept_nll"] - refs["anchored"]["concept_nll"]
+    assert arms["ablated"]["removed_gap"] == pytest.approx(gap)
     return results
 
 

@@ -79,6 +79,7 @@ def test_posthoc_direction_is_the_mean_difference_of_the_block_average():
     g = torch.Generator().manual_seed(0)
     y = torch.tensor([1, 0] * 20)
     blocks = [torch.randn(40, 8, generator=g) + 2.0 * y[:, None] * torch.eye(8)[3] for _ in range(2)]
-    d = posthoc_direction([torch.randn(40, 8, generator=g), *blocks], y)
+    embedding = torch.randn(40, 8, generator=g) + 20.0 * y[:, None] * torch.eye(8)[5]  # must not be averaged in
+    d = posthoc_direction([embedding, *blocks], y)
     assert float(d.norm()) == pytest.approx(1.0, abs=1e-6) and int(d.abs().argmax()) == 3
 

@@ -119,14 +119,14 @@ def _finished(model_dir: str) -> bool:
         os.path.isfile(os.path.join(model_dir, "trainer_state.json"))
 
 
-def train_all(run: ColourRun, log: Any = print, kinds: tuple[str, ...] = ("anchored", "control"),
-              shard: tuple[int, int] | None = None) -> None:
+def train_all(run: ColourRun, log: Any = print, shard: tuple[int, int] | None = None) -> None:
     """Train every (kind, seed) model that is not already finished (or all, with `retrain`).
 
     With `shard=(i, n)` only every n-th model from the i-th, so n processes can share the work.
     """
     from ..commands.train import run as train
 
+    kinds = KINDS if run.neversaw else KINDS[:2]
     todo = [(seed, kind) for seed in range(run.seeds) for kind in kinds]
     for seed, kind in todo if shard is None else todo[shard[0]::shard[1]]:
         folder = run.model_dir(kind, seed)

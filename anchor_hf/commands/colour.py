@@ -105,8 +105,7 @@ def main(args: argparse.Namespace) -> int:
     if torch.get_num_threads() > 1 and not torch.cuda.is_available():
         torch.set_num_threads(1)  # tiny models: one thread is several times faster on a small CPU
     start = time.time()
-    train_all(run, kinds=("anchored", "control", "neversaw") if run.neversaw else ("anchored", "control"),
-              shard=args.shard)
+    train_all(run, shard=args.shard)
     if args.train_only:
         return 0
     summary = evaluate_all(run, command_line(args))

@@ -18,8 +18,10 @@ import time
 from typing import Any
 
 HELP = "Attack a removed concept (relearning, probes, fingerprint) against a never-saw-it model; write a report."
-LEARNING_RATES = {"colour": 1e-3, "goemotions": 1e-4}  # measured: 1e-3 makes the GoEmotions never-saw model worse
-EVAL_EVERY = {"colour": 1, "goemotions": 5}  # a GoEmotions evaluation costs ~10 training steps
+# GoEmotions: in an exploratory run on the 600-step models (not kept as a report), fine-tuning at 1e-3 on 10 or
+# 100 anger comments raised every arm's held-out anger loss, so no recovery could be measured; --lr overrides.
+LEARNING_RATES = {"colour": 1e-3, "goemotions": 1e-4}
+EVAL_EVERY = {"colour": 1, "goemotions": 5}  # GoEmotions: ~700 held-out comments per evaluation, so every 5th step
 
 
 def _ks(text: str) -> tuple[int, ...]:
@@ -123,12 +125,11 @@ def main(args: argparse.Namespace) -> int:
         else:
             data = goemotions_data(dirs.anchored, args.concept, args.data_dir, max_length=args.max_length,
                                    seed=args.seed)
-        check_triple(dirs, data)
-        prepared.append((dirs, data))
+        prepared.append((dirs, data, check_triple(dirs, data)))
     per_triple = []
-    for i, (dirs, data) in enumerate(prepared):
+    for i, (dirs, data, cfg) in enumerate(prepared):
         print(f"[robustness] triple {i + 1}/{len(prepared)}: {dirs.anchored}")
-        per_triple.append(run_attacks(dirs, data, relearn, seed=args.seed))
+        per_triple.append(run_attacks(dirs, data, relearn, seed=args.seed, cfg=cfg))
     summary = write(args.out, per_triple, command_line(args))
     width = max(len(k) for k in summary)
     print(f"\n{summary['concept']}: {len(triples)} triple(s), medians")

@@ -229,6 +229,16 @@ def word_token_labels(text: str, offsets: Sequence[tuple[int, int]], words: Iter
 TEXT_SPAN = "text_span"  # span column: the comment's own tokens, without the appended end-of-text token
 
 
+def encode_comments(tokenizer: Any, texts: Sequence[str], max_length: int, add_eos: bool = True) -> list[list[int]]:
+    """Token ids of each comment as models see it: no special tokens, cut to `max_length` with the end-of-text
+    token appended (so training, evaluation and attacks all tokenize alike)."""
+    eos = tokenizer.eos_token_id if add_eos else None
+    if add_eos and eos is None:
+        raise AnchorDataError("the tokenizer has no `eos_token_id`; set one or pass add_eos=False")
+    encoded = tokenizer(list(texts), truncation=True, max_length=max_length - add_eos, add_special_tokens=False)
+    return [list(x) + ([eos] if add_eos else []) for x in encoded["input_ids"]]
+
+
 def build_dataset(comments: Sequence[Comment], tokenizer: Any, concepts: Sequence[EmotionConcept],
                   label_rate: float, max_length: int = 64, scheme: LabelScheme = "visit", seed: int = 0,
                   word_lists: Mapping[str, Sequence[str]] | None = None, add_eos: bool = True,
@@ -270,25 +280,22 @@ def build_dataset(comments: Sequence[Comment], tokenizer: Any, concepts: Sequenc
         if isinstance(words, str) or not words:
             raise AnchorDataError(f"`word_lists[{key!r}]` must be a non-empty list of words, got {words!r}")
         lists[column] = list(words)
-    eos = tokenizer.eos_token_id if add_eos else None
-    if add_eos and eos is None:
-        raise AnchorDataError("the tokenizer has no `eos_token_id`; set one or pass add_eos=False")
     texts = [c.text for c in comments]
-    encoded = tokenizer(texts, truncation=True, max_length=max_length - (eos is not None),
-                        add_special_tokens=False, return_offsets_mapping=bool(lists))
-    ids = [list(x) + ([eos] if eos is not None else []) for x in encoded["input_ids"]]
+    ids = encode_comments(tokenizer, texts, max_length, add_eos)
+    offsets = tokenizer(texts, truncation=True, max_length=max_length - add_eos, add_special_tokens=False,
+                        return_offsets_mapping=True)["offset_mapping"] if lists else None
     if any(len(x) < 2 for x in ids):
         raise AnchorDataError("some comments tokenize to fewer than 2 tokens; a causal LM has nothing to predict")
     columns: dict[str, list[Any]] = {"text": texts, "input_ids": ids, "attention_mask": [[1] * len(x) for x in ids],
-                                     TEXT_SPAN: [[0, len(x) - (eos is not None)] for x in ids]}
+                                     TEXT_SPAN: [[0, len(x) - add_eos] for x in ids]}
     for j, concept in enumerate(concepts):
         exact = exact_labels(comments, concept)
         probs = label_probabilities(exact, label_rate, scheme, seed + 1009 * j)
         columns[concept.exact_column] = exact
         if concept.column in lists:
             rows = []
-            for text, p, offsets, x in zip(texts, probs, encoded["offset_mapping"], ids):
-                token = word_token_labels(text, offsets, lists[concept.column], p) if p > 0 else [0.0] * len(offsets)
+            for text, p, spans, x in zip(texts, probs, offsets, ids):
+                token = word_token_labels(text, spans, lists[concept.column], p) if p > 0 else [0.0] * len(spans)
                 rows.append(token + [0.0] * (len(x) - len(token)))  # the end-of-text token is never labelled
             columns[concept.column] = rows
         else:

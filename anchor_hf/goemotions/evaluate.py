@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from ..config import AnchorConfig
-from ..data.goemotions import EKMAN, LABELS, SENTIMENT, Comment, EmotionConcept, resolve_concept
+from ..data.goemotions import EKMAN, LABELS, SENTIMENT, Comment, EmotionConcept, encode_comments, resolve_concept
 from ..geometry import direction_basis
 from ..interventions import ablate, steer, suppress
 from ..layers import resolve_layers
@@ -100,10 +100,8 @@ class EvalData:
 
     def batches(self, comments: Sequence[Comment]) -> list[dict[str, torch.Tensor]]:
         """Right-padded model inputs, tokenized as in training (end-of-text token appended)."""
-        eos, pad = self.tokenizer.eos_token_id, self.tokenizer.pad_token_id
-        ids = [self.tokenizer(c.text, add_special_tokens=False, truncation=True,
-                              max_length=self.recipe.max_length - 1)["input_ids"] + [eos] for c in comments]
-        return pad_batches(ids, pad, self.recipe.eval_batch_size)
+        ids = encode_comments(self.tokenizer, [c.text for c in comments], self.recipe.max_length)
+        return pad_batches(ids, self.tokenizer.pad_token_id, self.recipe.eval_batch_size)
 
 
 def _related(concept: EmotionConcept, group: EmotionConcept) -> bool:
@@ -134,18 +132,6 @@ def pooled_states(model: nn.Module, layers: Sequence[int], batches: list[dict[st
     """Per layer `[N, D]`: each example's mean unit state (its mean alignment with any v̂ is `pooled @ v̂`)."""
     modules = resolve_layers(model, list(layers))
     return collect_states(model, modules, batches, progress=False).pooled
-
-
-def max_alignment_aurocs(model: nn.Module, layers: Sequence[int], batches: list[dict[str, torch.Tensor]],
-                         v_hat: torch.Tensor, labels: torch.Tensor) -> list[float]:
-    """AUROC per layer of an example's *largest* alignment with `v̂` over its tokens.
-
-    The pooled pull is a soft maximum over a comment's tokens, so the maximum is the detector
-    that matches what training optimized; it is reported beside the mean (the summary's metric).
-    """
-    modules = resolve_layers(model, list(layers))
-    states = collect_states(model, modules, batches, {"c": (v_hat.reshape(-1, 1), None)}, progress=False)
-    return [auroc(pool_alignment(cos, states.live, "max"), labels) for cos in states.cos["c"]]
 
 
 def layer_aurocs(pooled: list[torch.Tensor], directions: Sequence[torch.Tensor], labels: torch.Tensor) -> list[float]:
@@ -339,8 +325,12 @@ def evaluate_seed(run: Any, prepared: Any, data: EvalData, seed: int, rate: floa
     test = data.concept_test + data.other_test
     labels = torch.tensor([1] * len(data.concept_test) + [0] * len(data.other_test))
     log("[goemotions]   anchored detection, suppression, ablation and steering")
-    aurocs = layer_aurocs(pooled_states(model, layers, data.batches(test)), [v_hat] * len(layers), labels)
-    aurocs_max = max_alignment_aurocs(model, layers, data.batches(test), v_hat, labels)
+    # One pass gives both detectors: mean alignment (the summary's) and the largest alignment over a comment's
+    # tokens, the detector the pooled pull (a soft maximum) trains.
+    states = collect_states(model, resolve_layers(model, layers), data.batches(test), {"c": (v_hat[:, None], None)},
+                            progress=False)
+    aurocs = layer_aurocs(states.pooled, [v_hat] * len(layers), labels)
+    aurocs_max = [auroc(pool_alignment(cos, states.live, "max"), labels) for cos in states.cos["c"]]
     removals = measure_removals(model, data, lambda: suppress(model, cfg, name),
                                 lambda: _Ablated(model, cfg, name, None))
     steering = dose_curve(model, data, lambda d: steer(model, cfg, name, d))

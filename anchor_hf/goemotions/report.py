@@ -81,7 +81,8 @@ def _figures(per_seed: Sequence[dict[str, Any]], concept: str) -> dict[str, Figu
 
 
 def _seed_table(per_seed: Sequence[dict[str, Any]]) -> str:
-    keys = ["auroc_anchored", "auroc_anchored_max_pool", "auroc_posthoc", "suppression_selectivity_ratio", "ablation_selectivity_ratio",
+    keys = ["auroc_anchored", "auroc_anchored_max_pool", "auroc_posthoc",
+            "suppression_selectivity_ratio", "ablation_selectivity_ratio",
             "posthoc_selectivity_ratio", "posthoc_ablation_selectivity_ratio", "suppression_efficacy",
             "ablation_efficacy", "posthoc_suppression_efficacy", "posthoc_ablation_efficacy",
             "suppression_relative_efficacy", "ablation_relative_efficacy", "posthoc_suppression_relative_efficacy",

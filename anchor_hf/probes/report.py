@@ -20,20 +20,15 @@ def _tmp(path: str) -> str:
     return f"{path}.tmp-{os.getpid()}"
 
 
-def _clean(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """JSON-safe copy: NaN/inf become None (JSON has no NaN), tuples become lists."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, Mapping):
-        return {str(k): _clean(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
-
-
-def json_safe(value: Any) -> Any:
-    """A JSON-safe copy of `value` (NaN/inf as null, tuples as lists), as written to report files."""
-    return _clean(value)
 
 
 def write_json(path: str, value: Any) -> str:
@@ -41,7 +36,7 @@ def write_json(path: str, value: Any) -> str:
     tmp = _tmp(path)
     try:
         with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(_clean(value), f, indent=2, allow_nan=False)
+            json.dump(json_safe(value), f, indent=2, allow_nan=False)
             f.write("\n")
     except BaseException:
         if os.path.exists(tmp):
@@ -82,7 +77,7 @@ def write_report(out_dir: str, results: Mapping[str, Any], markdown: str,
     try:
         with open(_tmp(targets["json"]), "w", encoding="utf-8") as f:
             written.append(_tmp(targets["json"]))
-            json.dump(_clean(results), f, indent=2, allow_nan=False)
+            json.dump(json_safe(results), f, indent=2, allow_nan=False)
             f.write("\n")
         with open(_tmp(targets["md"]), "w", encoding="utf-8") as f:
             written.append(_tmp(targets["md"]))

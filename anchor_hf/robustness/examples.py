@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..errors import AnchorDataError
+from ..probes.inputs import pad_batches
 
 
 @dataclass(frozen=True)
@@ -84,26 +85,19 @@ class RemovalData:
 
 
 def batches(examples: Sequence[Example], pad_id: int, batch_size: int = 64) -> list[dict[str, torch.Tensor]]:
-    """Right-padded batches with `input_ids`, `attention_mask`, `score_mask` and `pool_mask` `[B, T]`.
+    """Right-padded batches (`probes.inputs.pad_batches`) plus `score_mask` and `pool_mask` `[B, T]`.
 
     `score_mask[b, t]` marks tokens that are scored as targets (`t ≥ score_from`);
     `pool_mask[b, t]` the positions whose states probes read.
     """
-    out = []
-    for start in range(0, len(examples), batch_size):
-        chunk = examples[start:start + batch_size]
-        width = max(len(e.ids) for e in chunk)
-        ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
-        live = torch.zeros((len(chunk), width), dtype=torch.long)
-        score = torch.zeros((len(chunk), width), dtype=torch.bool)
-        pool = torch.zeros((len(chunk), width), dtype=torch.bool)
-        for i, e in enumerate(chunk):
-            n = len(e.ids)
-            ids[i, :n] = torch.tensor(e.ids)
-            live[i, :n] = 1
-            score[i, e.score_from:n] = True
-            pool[i, :n if e.pool_until is None else e.pool_until] = True
-        out.append({"input_ids": ids, "attention_mask": live, "score_mask": score, "pool_mask": pool})
+    out = pad_batches([e.ids for e in examples], pad_id, batch_size)
+    for start, batch in zip(range(0, len(examples), batch_size), out):
+        score = torch.zeros_like(batch["input_ids"], dtype=torch.bool)
+        pool = torch.zeros_like(score)
+        for i, e in enumerate(examples[start:start + batch_size]):
+            score[i, e.score_from:len(e.ids)] = True
+            pool[i, :len(e.ids) if e.pool_until is None else e.pool_until] = True
+        batch.update(score_mask=score, pool_mask=pool)
     return out
 
 

@@ -42,7 +42,7 @@ class RelearnSettings:
     """
 
     ks: tuple[int, ...] = (10, 100)
-    steps: int = 40
+    steps: int = 100
     learning_rate: float = 1e-3
     batch_size: int = 10
     repeats: int = 3

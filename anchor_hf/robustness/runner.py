@@ -95,10 +95,11 @@ def check_triple(dirs: ModelDirs, data: RemovalData) -> AnchorConfig:
 
 
 def _arm_measures(model: nn.Module, source: dict[str, torch.Tensor], never: dict[str, torch.Tensor],
-                  fit_b: list[Any], test_b: list[Any], data: RemovalData, nll: dict[str, torch.Tensor]
-                  ) -> dict[str, Any]:
-    """Losses, collateral, extraction and fingerprint of one (edited) model."""
-    _, fit = pooled_states(model, fit_b)
+                  fit_b: list[Any], test_b: list[Any], data: RemovalData, nll: dict[str, torch.Tensor],
+                  fit: list[torch.Tensor] | None = None) -> dict[str, Any]:
+    """Losses, collateral, extraction and fingerprint of one (edited) model (`fit`: its fit-set states, if read)."""
+    if fit is None:
+        _, fit = pooled_states(model, fit_b)
     names, test = pooled_states(model, test_b)
     aurocs = probe_aurocs(fit, data.fit_labels, test, data.test_labels)
     n_pos = int(data.test_labels.sum())
@@ -157,9 +158,12 @@ def _relearn(arms: dict[str, Any], data: RemovalData, sets: dict[str, list[Any]]
 
 
 def run_attacks(dirs: ModelDirs, data: RemovalData, relearn: RelearnSettings, seed: int = 0,
-                batch_size: int = 64, log: Log = print) -> dict[str, Any]:
-    """Every measurement of issue 9 for one anchored / control / never-saw triple."""
-    cfg = check_triple(dirs, data)
+                batch_size: int = 64, log: Log = print, cfg: AnchorConfig | None = None) -> dict[str, Any]:
+    """Every measurement of issue 9 for one anchored / control / never-saw triple.
+
+    `cfg`: the anchored model's config as `check_triple` returned it (checked here when None).
+    """
+    cfg = check_triple(dirs, data) if cfg is None else cfg
     anchored, control, never = (load_model(p) for p in (dirs.anchored, dirs.control, dirs.never))
     sets = {"concept": batches(data.concept_eval, data.pad_id, batch_size),
             "other": batches(data.other_eval, data.pad_id, batch_size)}
@@ -176,9 +180,10 @@ def run_attacks(dirs: ModelDirs, data: RemovalData, relearn: RelearnSettings, se
     arms = build_arms(anchored, cfg, data.concept, control, never, direction)
 
     results: dict[str, Any] = {"arms": {}, "references": {}}
-    for name, model in (("anchored", anchored), ("control", control)):  # what the removals start from
+    for name, model, fit in (("anchored", anchored, None), ("control", control, control_fit)):  # before removal
         log(f"[robustness] extraction and fingerprint: {name} (unedited reference)")
-        results["references"][name] = _arm_measures(model, base[name], base_never, fit_b, test_b, data, base[name])
+        results["references"][name] = _arm_measures(model, base[name], base_never, fit_b, test_b, data, base[name],
+                                                     fit)
     for name in ARMS:
         arm = arms[name]
         log(f"[robustness] extraction and fingerprint: {name}")

@@ -137,20 +137,14 @@ def goemotions_data(model_dir: str, concept: str, data_dir: str | None, max_leng
         n_pool: training comments with the concept the attacker may fine-tune on.
         n_fit: training comments probes are fitted on (a third with the concept).
     """
-    from ..data.goemotions import load_goemotions, resolve_concept
+    from ..data.goemotions import encode_comments, load_goemotions, resolve_concept
 
     emotion = resolve_concept(concept)
     splits = load_goemotions(data_dir)
     tokenizer = _tokenizer(model_dir)
-    eos = tokenizer.eos_token_id
-
     def encode(comments: list[Any]) -> list[Example]:
-        out = []
-        for c in comments:
-            ids = tokenizer(c.text, add_special_tokens=False, truncation=True, max_length=max_length - 1)["input_ids"]
-            if ids:  # an empty comment has nothing to predict but its end
-                out.append(Example(tuple(ids) + (eos,)))
-        return out
+        return [Example(tuple(ids)) for ids in encode_comments(tokenizer, [c.text for c in comments], max_length)
+                if len(ids) >= 2]  # an empty comment has nothing to predict but its end
 
     rng = random.Random(seed)
     test, train = splits["test"], splits["train"]

@@ -1,7 +1,10 @@
-"""The `anchor-hf` command: one sub-command per module under `anchor_hf/commands/`.
+"""The `anchor-hf` command: the library's sub-commands, then the experiments'.
 
-Each command module exposes `register(subparsers)`, which adds its parser and sets
-`func` to a `main(args) -> int`. Modules import lazily so `anchor-hf --help` stays fast.
+This module is the composition root: the one place in the core that knows the
+experiments exist (`anchor_hf.experiments.COMMAND_MODULES`); every other core module
+stays unaware of them. Each command module exposes `register(subparsers)`, which adds its
+parser and sets `func` to a `main(args) -> int`; heavy imports happen inside `main`, so
+`anchor-hf --help` stays fast.
 """
 
 from __future__ import annotations
@@ -11,18 +14,17 @@ import sys
 from collections.abc import Sequence
 from importlib import import_module
 
-# name -> module under anchor_hf.commands; a command is listed only once it exists.
-COMMANDS: dict[str, str] = {"train": "train", "probe": "probe", "colour": "colour", "demo": "demo",
-                            "bench": "bench",
-                            "goemotions": "goemotions", "robustness": "robustness",
-                            "repro-paper": "repro_paper"}
+from .experiments import COMMAND_MODULES as EXPERIMENT_COMMANDS
+
+# modules whose `register(subparsers)` adds a sub-command: the library's first, then the experiments'
+COMMAND_MODULES = ("anchor_hf.commands.train", "anchor_hf.commands.probe", *EXPERIMENT_COMMANDS)
 
 
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="anchor-hf", description="Sparse Concept Anchoring for HF transformers.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in COMMANDS.values():
-        import_module(f"anchor_hf.commands.{module}").register(sub)
+    for module in COMMAND_MODULES:
+        import_module(module).register(sub)
     return parser
 
 

@@ -45,7 +45,7 @@ class DataArguments:
     """Which data to train on.
 
     Args:
-        dataset (`str`): `synthetic` (token walks with one concept, see `anchor_hf.data.synthetic`),
+        dataset (`str`): `synthetic` (token walks with one concept, see `anchor_hf.experiments.synthetic`),
             `colour_names` / `colour_mixing` (colour corpora with labels from the hex value),
             a local folder saved by `Dataset.save_to_disk`, a `.json`/`.jsonl`/`.csv`/`.parquet`
             file, or a Hub dataset name (online users only).
@@ -54,7 +54,7 @@ class DataArguments:
         max_length (`int`): truncation length when tokenizing.
         max_train_examples (`int` or `None`): keep only the first N examples.
         synthetic_* : size and shape of the synthetic data (ignored for other datasets).
-        colour_* : the colour corpora `colour_names` / `colour_mixing` (`anchor_hf.data.colour_recipe.ColourSpec`).
+        colour_* : the colour corpora `colour_names` / `colour_mixing` (`anchor_hf.experiments.colour.spec.ColourSpec`).
     """
 
     dataset: str = field(default="synthetic", metadata={"help": "synthetic, a local path or a Hub dataset."})

@@ -51,7 +51,7 @@ def main() -> int:
     torch.set_num_threads(1)
 
     from anchor_hf import regularizer as current
-    from anchor_hf.bench.setups import anchor_config, build_dataset, build_tokenizer
+    from anchor_hf.experiments.bench.setups import anchor_config, build_dataset, build_tokenizer
     from anchor_hf.collator import AnchorDataCollator, masks_from_batch
 
     before = load_version(args.before)

@@ -37,11 +37,11 @@ def main(argv: list[str]) -> int:
     from transformers import AutoTokenizer
 
     from anchor_hf.config import AnchorConfig
-    from anchor_hf.data.goemotions import load_goemotions, resolve_concept
+    from anchor_hf.experiments.goemotions.data import load_goemotions, resolve_concept
     from anchor_hf.geometry import direction_basis
-    from anchor_hf.goemotions.evaluate import EvalData
-    from anchor_hf.goemotions.models import load_trained
-    from anchor_hf.goemotions.recipe import load_recipe, parse_overrides, recipe_path
+    from anchor_hf.experiments.goemotions.evaluate import EvalData
+    from anchor_hf.experiments.goemotions.models import load_trained
+    from anchor_hf.experiments.goemotions.recipe import load_recipe, parse_overrides, recipe_path
     from anchor_hf.layers import resolve_layers
     from anchor_hf.probes.detection import auroc, pool_alignment
     from anchor_hf.probes.report import markdown_table

@@ -49,7 +49,7 @@ def main(workdir: str) -> None:
 
     from anchor_hf import AnchorConfig
     from anchor_hf.commands.train import run
-    from anchor_hf.data.synthetic import synthetic_concept_dataset
+    from anchor_hf.experiments.synthetic import synthetic_concept_dataset
     from anchor_hf.hub import push_anchored
     from anchor_hf.interventions import suppress
 

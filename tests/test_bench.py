@@ -13,10 +13,10 @@ import math
 import pytest
 import torch
 
-from anchor_hf.bench.arm import TensorPeak, live_tensor_bytes
-from anchor_hf.bench.runner import Ratio
-from anchor_hf.bench.setups import anchor_config, anchored_layers
-from anchor_hf.bench import SUMMARY_KEYS
+from anchor_hf.experiments.bench.arm import TensorPeak, live_tensor_bytes
+from anchor_hf.experiments.bench.runner import Ratio
+from anchor_hf.experiments.bench.setups import anchor_config, anchored_layers
+from anchor_hf.experiments.bench import SUMMARY_KEYS
 from anchor_hf.cli import main
 from anchor_hf.errors import AnchorConfigError
 

@@ -1,4 +1,4 @@
-"""anchor_hf.models.colour_autoencoder: the paper's colour autoencoder as a Hugging Face model."""
+"""anchor_hf.experiments.colour.ae.model: the paper's colour autoencoder as a Hugging Face model."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from anchor_hf import AnchorConfig, ConceptAnchor
 from anchor_hf.capture import HiddenStateCapture
 from anchor_hf.errors import AnchorConfigError
 from anchor_hf.layers import hidden_size_of, resolve_layers
-from anchor_hf.models import ColourAutoencoder, ColourAutoencoderConfig
+from anchor_hf.experiments.colour.ae.model import ColourAutoencoder, ColourAutoencoderConfig
 
 
 def make(hidden_size: int = 4, num_nonlinear: int = 1, seed: int = 0) -> ColourAutoencoder:

@@ -7,11 +7,11 @@ import os
 import pytest
 import torch
 
-from anchor_hf.data.colour_corpus import (char_tokenizer, encode, load_names, names_dataset, split_heldout,
+from anchor_hf.experiments.colour.corpus import (char_tokenizer, encode, load_names, names_dataset, split_heldout,
                                           word_tokenizer)
-from anchor_hf.data.colour_mixing import closed_pairs, grid_words, mix, mixing_dataset, mixing_tokenizer, split_pairs
-from anchor_hf.data.colour_recipe import ColourSpec
-from anchor_hf.data.colour_target import exact_labels, label_probability, parse_target, similarity
+from anchor_hf.experiments.colour.mixing import closed_pairs, grid_words, mix, mixing_dataset, mixing_tokenizer, split_pairs
+from anchor_hf.experiments.colour.spec import ColourSpec
+from anchor_hf.experiments.colour.target import exact_labels, label_probability, parse_target, similarity
 from anchor_hf.errors import AnchorDataError
 
 COLORNAMES = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "datasets", "colornames")
@@ -150,7 +150,7 @@ def test_exclude_target_drops_exactly_the_target_items_and_keeps_the_tokenizer(c
 
 
 def test_a_saved_colour_spec_loads_back_and_a_bad_one_names_the_fields(tmp_path):
-    from anchor_hf.data.colour_recipe import load_spec, save_spec
+    from anchor_hf.experiments.colour.spec import load_spec, save_spec
 
     spec = ColourSpec(corpus="xkcd", concept="#ff8800", max_names=50, exclude_target=True)
     save_spec(spec, str(tmp_path))

@@ -1,4 +1,4 @@
-"""anchor_hf.data.colour_dataset: cube samples and the T = 1 collator that draws per-visit labels."""
+"""anchor_hf.experiments.colour.ae.dataset: cube samples and the T = 1 collator that draws per-visit labels."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import torch
 
 from anchor_hf import AnchorConfig, ConceptAnchor
 from anchor_hf.collator import SEGMENT_IDS, SPAN_MASK, SPAN_WEIGHTS, TOKEN_WEIGHTS, masks_from_batch
-from anchor_hf.data.colour import AFFINITIES, cube_grid
-from anchor_hf.data.colour_dataset import ColourCollator, CubeSamples
+from anchor_hf.experiments.colour.maths import AFFINITIES, cube_grid
+from anchor_hf.experiments.colour.ae.dataset import ColourCollator, CubeSamples
 from anchor_hf.errors import AnchorDataError
 from anchor_hf.regularizer import AnchorRegularizer, AnchorWeights
 

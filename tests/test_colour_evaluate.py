@@ -1,4 +1,4 @@
-"""anchor_hf.colour_repro.evaluate: conditions, per-colour error, selectivity R², geometry criteria.
+"""anchor_hf.experiments.colour.ae.evaluate: conditions, per-colour error, selectivity R², geometry criteria.
 
 The models here have hand-made encoders (a designed code, then an identity `nn.Linear` so
 ablation has weights to zero), so the geometry is known exactly.
@@ -13,11 +13,11 @@ import torch
 from torch import nn
 
 from anchor_hf import AnchorConfig, ConceptAnchor
-from anchor_hf.colour_repro.evaluate import (GRID_STEPS, condition, measure_conditions, measure_geometry,
+from anchor_hf.experiments.colour.ae.evaluate import (GRID_STEPS, condition, measure_conditions, measure_geometry,
                                              per_colour_mse, r_squared)
-from anchor_hf.data.colour import cube_grid, named_colours, red_similarity, rgb_to_hsv
+from anchor_hf.experiments.colour.maths import cube_grid, named_colours, red_similarity, rgb_to_hsv
 from anchor_hf.errors import AnchorConfigError
-from anchor_hf.models import ColourAutoencoder, ColourAutoencoderConfig
+from anchor_hf.experiments.colour.ae.model import ColourAutoencoder, ColourAutoencoderConfig
 
 
 class Wheel(nn.Module):

@@ -1,4 +1,4 @@
-"""anchor_hf.colour_repro.files: atomic outputs and compact JSON."""
+"""anchor_hf.experiments.colour.ae.files: atomic outputs and compact JSON."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from anchor_hf.colour_repro.files import atomic_path, to_json, write_text
+from anchor_hf.experiments.colour.ae.files import atomic_path, to_json, write_text
 
 
 def test_write_text_replaces_the_file_with_plain_permissions(tmp_path):

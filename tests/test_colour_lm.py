@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from anchor_hf.cli import main as cli_main
-from anchor_hf.colour_lm.decode import greedy, predict_mix, predict_rgb, rgb_error
-from anchor_hf.colour_lm.effects import RISE_FLOOR, r_squared, selectivity
-from anchor_hf.colour_lm.pipeline import ColourRun
-from anchor_hf.colour_lm.report import SUMMARY_KEYS
-from anchor_hf.colour_lm.task import ItemSet
-from anchor_hf.data.colour_corpus import load_names, word_tokenizer
-from anchor_hf.data.colour_mixing import closed_pairs, grid_words, mixing_tokenizer
+from anchor_hf.experiments.colour.lm.decode import greedy, predict_mix, predict_rgb, rgb_error
+from anchor_hf.experiments.colour.lm.effects import RISE_FLOOR, r_squared, selectivity
+from anchor_hf.experiments.colour.lm.pipeline import ColourRun
+from anchor_hf.experiments.colour.lm.report import SUMMARY_KEYS
+from anchor_hf.experiments.colour.lm.task import ItemSet
+from anchor_hf.experiments.colour.corpus import load_names, word_tokenizer
+from anchor_hf.experiments.colour.mixing import closed_pairs, grid_words, mixing_tokenizer
 from anchor_hf.errors import AnchorConfigError
 
 TINY = '{"n_embd": 16, "n_layer": 4, "n_head": 2, "n_positions": 32}'

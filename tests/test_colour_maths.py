@@ -1,4 +1,4 @@
-"""anchor_hf.data.colour: HSV conversion, named colours, similarity to red, label affinities, the cube."""
+"""anchor_hf.experiments.colour.maths: HSV conversion, named colours, similarity to red, label affinities, the cube."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import colorsys
 import pytest
 import torch
 
-from anchor_hf.data.colour import (NAMED_COLOURS, cube_grid, hsv_similarity, hsv_to_rgb, named_colours, p_red,
+from anchor_hf.experiments.colour.maths import (NAMED_COLOURS, cube_grid, hsv_similarity, hsv_to_rgb, named_colours, p_red,
                                    p_vibrant, red_similarity, rgb_to_hsv, sample_cube, vibrancy)
 
 

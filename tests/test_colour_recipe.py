@@ -1,4 +1,4 @@
-"""anchor_hf.colour_repro.recipe: the colour recipes load, and bad ones fail naming the key."""
+"""anchor_hf.experiments.colour.ae.recipe: the colour recipes load, and bad ones fail naming the key."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 import torch
 import yaml
 
-from anchor_hf.colour_repro.recipe import load_recipe
-from anchor_hf.colour_repro.train import affinities_for
+from anchor_hf.experiments.colour.ae.recipe import load_recipe
+from anchor_hf.experiments.colour.ae.train import affinities_for
 from anchor_hf.errors import AnchorConfigError
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"

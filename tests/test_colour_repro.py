@@ -8,8 +8,8 @@ import math
 import pytest
 
 from anchor_hf.cli import main as cli_main
-from anchor_hf.colour_repro.report import verdict
-from anchor_hf.colour_repro.runner import SUMMARY_KEYS, summarize
+from anchor_hf.experiments.colour.ae.report import verdict
+from anchor_hf.experiments.colour.ae.runner import SUMMARY_KEYS, summarize
 
 EXPECTED_KEYS = {"seeds", "labels_fraction", "geometry_success_rate", "baseline_max_named_mse",
                  "anchored_suppression_red_mse", "anchored_suppression_lime_mse", "anchored_suppression_purple_mse",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from anchor_hf import AnchorDataError
-from anchor_hf.data.synthetic import CONCEPT_BLOCK, synthetic_concept_dataset, synthetic_tokenizer
+from anchor_hf.experiments.synthetic import CONCEPT_BLOCK, synthetic_concept_dataset, synthetic_tokenizer
 
 
 def test_synthetic_dataset_is_a_function_of_its_seed():

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from anchor_hf import AnchorDataError
-from anchor_hf.data.goemotions import (EKMAN, LABELS, SENTIMENT, Comment, build_dataset, exact_labels,
+from anchor_hf.experiments.goemotions.data import (EKMAN, LABELS, SENTIMENT, Comment, build_dataset, exact_labels,
                                        label_probabilities, load_goemotions, read_hub_split, read_split,
                                        resolve_concept, resolve_concepts, without_concepts, word_token_labels)
 
@@ -168,7 +168,7 @@ def test_replay_repeats_only_labelled_comments(tokenizer):
 def test_text_span_covers_the_comment_but_not_the_end_of_text_token(tokenizer):
     from anchor_hf import AnchorConfig, ConceptAnchor
     from anchor_hf.collator import SPAN_MASK, AnchorDataCollator
-    from anchor_hf.data.goemotions import TEXT_SPAN
+    from anchor_hf.experiments.goemotions.data import TEXT_SPAN
 
     comments = [Comment("w5 w6 w7", (2,), "a"), Comment("w8 w9", (15,), "b")]
     ds = build_dataset(comments, tokenizer, resolve_concepts("anger"), label_rate=1.0, max_length=8)

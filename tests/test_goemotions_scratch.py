@@ -10,9 +10,9 @@ import pytest
 
 from anchor_hf import AnchorConfigError, AnchorDataError
 from anchor_hf.cli import main
-from anchor_hf.data.goemotions import LABELS, resolve_concept
-from anchor_hf.goemotions.recipe import load_recipe, parse_overrides, recipe_path
-from anchor_hf.goemotions.report import SUMMARY_KEYS
+from anchor_hf.experiments.goemotions.data import LABELS, resolve_concept
+from anchor_hf.experiments.goemotions.recipe import load_recipe, parse_overrides, recipe_path
+from anchor_hf.experiments.goemotions.report import SUMMARY_KEYS
 
 WORDS = {"anger": "furious rage hate angry", "annoyance": "annoying ugh irritating meh",
          "disgust": "gross disgusting vile yuck", "joy": "happy glad yay fun",
@@ -122,8 +122,8 @@ def test_shard_needs_train_only(tmp_path, extra, message):
 
 
 def test_anchor_span_text_puts_the_span_column_in_the_anchor_config():
-    from anchor_hf.data.goemotions import TEXT_SPAN
-    from anchor_hf.goemotions.train import anchor_config
+    from anchor_hf.experiments.goemotions.data import TEXT_SPAN
+    from anchor_hf.experiments.goemotions.train import anchor_config
 
     concepts = [resolve_concept("anger")]
     text = load_recipe(recipe_path("scratch"), {"anchor_span": "text"})

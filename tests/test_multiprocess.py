@@ -156,7 +156,7 @@ def test_separation_is_a_mean_over_micro_batches_not_a_sum(tmp_path):
             "--synthetic_min_len", "32"]
     single = run([*base, "--synthetic_examples", "4", "--per_device_train_batch_size", "4",
                   "--output_dir", str(tmp_path / "single")])
-    from anchor_hf.data import synthetic
+    from anchor_hf.experiments import synthetic
 
     # the same 4 examples twice: micro-batch 1 and 2 of every step are identical
     doubled_rows = synthetic.synthetic_concept_dataset(4, concept_rate=0.25, label_rate=1.0, min_len=32)
@@ -180,7 +180,7 @@ def test_separation_is_a_mean_over_micro_batches_not_a_sum(tmp_path):
 
 
 def _tokenizer(tmp_path) -> str:
-    from anchor_hf.data.synthetic import synthetic_tokenizer
+    from anchor_hf.experiments.synthetic import synthetic_tokenizer
 
     synthetic_tokenizer(64).save_pretrained(tmp_path / "tok")
     return str(tmp_path / "tok")
@@ -200,7 +200,7 @@ def test_fully_sharded_model_resolves_the_same_layers_and_gets_the_same_anchor_g
     from anchor_hf.capture import HiddenStateCapture
     from anchor_hf.collator import AnchorDataCollator, masks_from_batch
     from anchor_hf.config import AnchorConfig
-    from anchor_hf.data.synthetic import synthetic_concept_dataset, synthetic_tokenizer
+    from anchor_hf.experiments.synthetic import synthetic_concept_dataset, synthetic_tokenizer
     from anchor_hf.layers import resolve_layers
     from anchor_hf.regularizer import AnchorRegularizer, AnchorWeights
     from transformers import LlamaConfig, LlamaForCausalLM

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from anchor_hf.errors import AnchorConfigError, AnchorDataError
-from anchor_hf.robustness import (Example, RelearnSettings, RemovalData, auroc_standard_error, batches, example_nll,
+from anchor_hf.experiments.robustness import (Example, RelearnSettings, RemovalData, auroc_standard_error, batches, example_nll,
                                   fingerprint, guardedness_gap, half_recovery_step, mann_whitney, median, probe_aurocs,
                                   recovered_fraction, relearn_curves, steps_to_reach)
 
@@ -187,7 +187,7 @@ def _triple(half: dict[str, float], level: dict[str, float], probe: dict[str, fl
 
 
 def test_summary_and_target_checks_read_inf_as_beyond_the_budget_and_flag_an_uninformative_probe():
-    from anchor_hf.robustness.report import checks, summarize
+    from anchor_hf.experiments.robustness.report import checks, summarize
 
     sticks = _triple({"ablated": math.inf, "never": 14.0}, {"ablated": 8.0, "never": 15.0},
                      {"ablated": 0.95, "never": 0.94}, anchored_probe=0.97)

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from anchor_hf.cli import main
-from anchor_hf.data.colour_recipe import ColourSpec, load_spec
+from anchor_hf.experiments.colour.spec import ColourSpec, load_spec
 from anchor_hf.errors import AnchorConfigError, AnchorDataError
-from anchor_hf.robustness.runner import SUMMARY_KEYS
+from anchor_hf.experiments.robustness.runner import SUMMARY_KEYS
 from test_goemotions_scratch import TINY as GOEMOTIONS_TINY, write_corpus
 
 FILES = ("report.md", "report.json", "summary.json", "recovery.png", "probes.png", "fingerprint.png")
@@ -55,9 +55,9 @@ def test_goemotions_models_are_attacked_end_to_end(tmp_path):
     assert len(relearn["arms"]["ablated"]["curves"]) == 2 and len(relearn["arms"]["ablated"]["curves"][0]) == 3
     assert len(triple["arms"]["ablated"]["probe_auroc"]) == 3  # embedding + 2 blocks
     # The attack texts are tokenized exactly as the models were trained (eos appended, same truncation).
-    from anchor_hf.data.goemotions import build_dataset, load_goemotions, resolve_concepts
-    from anchor_hf.robustness.sources import goemotions_data
-    from anchor_hf.robustness.sources import _tokenizer
+    from anchor_hf.experiments.goemotions.data import build_dataset, load_goemotions, resolve_concepts
+    from anchor_hf.experiments.robustness.sources import goemotions_data
+    from anchor_hf.experiments.robustness.sources import _tokenizer
 
     attack = goemotions_data(str(models / "anchored_rate0.05_seed0"), "anger", str(data), max_length=12)
     tokenizer = _tokenizer(str(models / "anchored_rate0.05_seed0"))
@@ -118,7 +118,7 @@ def test_colour_models_are_attacked_end_to_end_with_their_saved_corpus(colour_mo
 
 
 def test_colour_attacks_score_and_probe_the_positions_training_scored(colour_models, colour_pool):
-    from anchor_hf.robustness.sources import colour_data
+    from anchor_hf.experiments.robustness.sources import colour_data
 
     spec = load_spec(str(colour_models / "anchored_seed0"))
     data = colour_data(str(colour_models / "anchored_seed0"), "orange", str(colour_pool[0]))

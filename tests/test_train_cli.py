@@ -84,7 +84,7 @@ def test_train_command_trains_saves_config_state_and_card(tmp_path):
 
 
 def test_train_command_tokenizes_a_text_file_with_a_saved_tokenizer(tmp_path):
-    from anchor_hf.data.synthetic import synthetic_tokenizer
+    from anchor_hf.experiments.synthetic import synthetic_tokenizer
 
     synthetic_tokenizer(64).save_pretrained(tmp_path / "tok")
     rows = [{"text": " ".join(f"t{3 + (i + k) % 50}" for k in range(10)), "marked": float(i % 4 == 0)}
@@ -125,7 +125,7 @@ def test_model_config_with_a_pretrained_model_is_refused(tmp_path):
 
 
 def _saved_tokenizer(tmp_path) -> str:
-    from anchor_hf.data.synthetic import synthetic_tokenizer
+    from anchor_hf.experiments.synthetic import synthetic_tokenizer
 
     path = tmp_path / "tok"
     synthetic_tokenizer(64).save_pretrained(path)

@@ -97,7 +97,7 @@ def run(argv: Sequence[str], callbacks: Sequence[Any] | None = None) -> Any:
         trainer.save_state()  # trainer_state.json: the log history beside the model
         trainer.create_model_card()  # README.md listing the anchors (anchor_hf.hub)
         if data_args.dataset in ("colour_names", "colour_mixing") and trainer.is_world_process_zero():
-            from ..data.colour_recipe import save_spec, spec_from_data_args
+            from anchor_hf.experiments.colour.spec import save_spec, spec_from_data_args
 
             save_spec(spec_from_data_args(data_args), training_args.output_dir)  # evaluation rebuilds the corpus
         if training_args.push_to_hub:
@@ -117,11 +117,11 @@ def build_tokenizer(model_args: ModelArguments, data_args: DataArguments) -> Any
 
         tokenizer = AutoTokenizer.from_pretrained(name)
     elif data_args.dataset in ("colour_names", "colour_mixing"):  # built locally from the corpus
-        from ..data.colour_recipe import spec_from_data_args
+        from anchor_hf.experiments.colour.spec import spec_from_data_args
 
         tokenizer = spec_from_data_args(data_args).tokenizer()
     elif data_args.dataset == "synthetic":
-        from ..data.synthetic import synthetic_tokenizer
+        from anchor_hf.experiments.synthetic import synthetic_tokenizer
 
         tokenizer = synthetic_tokenizer(data_args.synthetic_vocab_size)
     else:
@@ -138,7 +138,7 @@ def build_dataset(data_args: DataArguments, tokenizer: Any) -> Any:
 
     name = data_args.dataset
     if name == "synthetic":
-        from ..data.synthetic import synthetic_concept_dataset
+        from anchor_hf.experiments.synthetic import synthetic_concept_dataset
 
         ds = synthetic_concept_dataset(
             data_args.synthetic_examples, data_args.synthetic_seq_len, data_args.synthetic_vocab_size,
@@ -146,7 +146,7 @@ def build_dataset(data_args: DataArguments, tokenizer: Any) -> Any:
             label_rate=data_args.synthetic_label_rate, min_len=data_args.synthetic_min_len,
             seed=data_args.synthetic_seed)
     elif name in ("colour_names", "colour_mixing"):
-        from ..data.colour_recipe import spec_from_data_args
+        from anchor_hf.experiments.colour.spec import spec_from_data_args
 
         ds = spec_from_data_args(data_args).train_dataset(tokenizer)
     elif os.path.isdir(name):

@@ -1,1 +1,0 @@
-"""Data for anchoring experiments: colour maths and corpora, concept-labelled text loaders."""

@@ -1,0 +1,159 @@
+"""Train anchored + control colour LMs over seeds with `anchor-hf train`, evaluate, and report.
+
+The recipes (`recipes/colour_{names,mixing}_{anchored,control}.yaml`) are launched through
+the one training entry point (`commands.train.run`) with a few overrides: output folder,
+seed, corpus, target colour (the concept is renamed after the target so metric keys read
+`anchor/blue/...`), and any extra `--key value` flags for either model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..spec import ColourSpec
+from anchor_hf.errors import AnchorConfigError
+from anchor_hf.resources import recipes_dir
+from anchor_hf.train_args import load_mapping, read_recipe
+
+KINDS = ("anchored", "control", "neversaw")  # neversaw: the control without the target colour (issue 9)
+
+
+@dataclass
+class ColourRun:
+    """What `anchor-hf colour` runs.
+
+    Args:
+        concept: target colour; corpus: xkcd, colornames or mixing; seeds: training seeds 0..n-1.
+        out: output folder (models under `out/models/`, report files directly in `out`).
+        data_dir: folder of colornames.csv (corpus colornames).
+        max_steps: override the recipes' training steps (None keeps them).
+        anchored_args, control_args, common_args: extra `--key value` flags for the trainings.
+        retrain: train again even where a finished model exists.
+        neversaw: also train never-saw-it models (`models/neversaw_seed{i}`, issue 9).
+    """
+
+    concept: str = "red"
+    corpus: str = "xkcd"
+    seeds: int = 3
+    out: str = "results/colour"
+    data_dir: str | None = None
+    max_steps: int | None = None
+    anchored_args: list[str] = field(default_factory=list)
+    control_args: list[str] = field(default_factory=list)
+    common_args: list[str] = field(default_factory=list)
+    retrain: bool = False
+    neversaw: bool = False
+    recipe_dir: str = field(default_factory=lambda: str(recipes_dir()))
+
+    def __post_init__(self) -> None:
+        if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
+            raise AnchorConfigError(f"`seeds` must be an int >= 1, got {self.seeds!r}")
+        if self.corpus not in ("xkcd", "colornames", "mixing"):
+            raise AnchorConfigError(f"`corpus` must be 'xkcd', 'colornames' or 'mixing', got {self.corpus!r}")
+        if self.corpus == "colornames" and self.data_dir is None:
+            raise AnchorConfigError("`corpus` = 'colornames' needs `--data-dir` (the folder of colornames.csv, "
+                                    "e.g. ../shared/datasets/colornames)")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise AnchorConfigError(f"`max_steps` must be >= 1, got {self.max_steps}")
+        for kind in ("anchored", "control"):
+            if not os.path.isfile(self.recipe(kind)):
+                raise AnchorConfigError(f"recipe {self.recipe(kind)} not found; `recipe_dir` = {self.recipe_dir!r} "
+                                        "must hold the colour recipes (they ship in the repository's recipes/)")
+        self.target_name  # raises on an unknown colour
+
+    @property
+    def target_name(self) -> str:
+        return ColourSpec(corpus=self.corpus, concept=self.concept).target.name  # type: ignore[arg-type]
+
+    def recipe(self, kind: str) -> str:
+        """The recipe of a kind; `neversaw` is the control recipe on data without the target colour."""
+        stem = "mixing" if self.corpus == "mixing" else "names"
+        return os.path.join(self.recipe_dir, f"colour_{stem}_{'control' if kind == 'neversaw' else kind}.yaml")
+
+    def model_dir(self, kind: str, seed: int) -> str:
+        return os.path.join(self.out, "models", f"{kind}_seed{seed}")
+
+    def train_argv(self, kind: str, seed: int) -> list[str]:
+        """The `anchor-hf train` arguments of one model (kind `anchored`, `control` or `neversaw`)."""
+        if kind not in KINDS:
+            raise AnchorConfigError(f"`kind` must be one of {KINDS}, got {kind!r}")
+        recipe = read_recipe(self.recipe(kind), _allowed())
+        anchor = load_mapping(recipe["anchor_config"], "anchor_config")
+        for concept in anchor["concepts"]:
+            concept["name"] = self.target_name
+        argv = ["--config", self.recipe(kind), "--output_dir", self.model_dir(kind, seed), "--seed", str(seed),
+                "--colour_concept", self.concept, "--anchor_config", json.dumps(anchor)]
+        if self.corpus != "mixing":
+            argv += ["--colour_source", self.corpus]
+        if self.data_dir is not None:
+            argv += ["--colour_data_dir", self.data_dir]
+        if self.max_steps is not None:
+            argv += ["--max_steps", str(self.max_steps)]
+        if kind == "neversaw":
+            argv += ["--colour_exclude_target", "true"]
+        return argv + list(self.common_args) + list(self.anchored_args if kind == "anchored" else self.control_args)
+
+    def spec(self) -> ColourSpec:
+        """The corpus spec the anchored recipe (with overrides) trains on."""
+        from anchor_hf.train_args import parse_train_args
+
+        _, data_args, _, _ = parse_train_args(self.train_argv("anchored", 0))
+        from ..spec import spec_from_data_args
+
+        return spec_from_data_args(data_args)
+
+
+def _allowed() -> set[str]:
+    from anchor_hf.train_args import make_parser
+
+    return {a.dest for a in make_parser()._actions if a.dest != "help"}
+
+
+def _finished(model_dir: str) -> bool:
+    return os.path.isfile(os.path.join(model_dir, "anchor_config.json")) and \
+        os.path.isfile(os.path.join(model_dir, "trainer_state.json"))
+
+
+def train_all(run: ColourRun, log: Any = print, shard: tuple[int, int] | None = None) -> None:
+    """Train every (kind, seed) model that is not already finished (or all, with `retrain`).
+
+    With `shard=(i, n)` only every n-th model from the i-th, so n processes can share the work.
+    """
+    from anchor_hf.commands.train import run as train
+
+    kinds = KINDS if run.neversaw else KINDS[:2]
+    todo = [(seed, kind) for seed in range(run.seeds) for kind in kinds]
+    for seed, kind in todo if shard is None else todo[shard[0]::shard[1]]:
+        folder = run.model_dir(kind, seed)
+        if _finished(folder) and not run.retrain:
+            log(f"[colour] {kind} seed {seed}: using the finished model in {folder}")
+            continue
+        log(f"[colour] training {kind} seed {seed} -> {folder}")
+        start = time.time()
+        train(run.train_argv(kind, seed))
+        log(f"[colour] {kind} seed {seed} trained in {time.time() - start:.0f}s")
+
+
+def evaluate_all(run: ColourRun, command: str, log: Any = print) -> dict[str, Any]:
+    """Evaluate every seed, write the report into `run.out`; returns the summary."""
+    import torch
+
+    from .evaluate import evaluate_pair
+    from .report import summarize, write
+
+    spec = run.spec()
+    results = []
+    for seed in range(run.seeds):
+        log(f"[colour] evaluating seed {seed}")
+        results.append(evaluate_pair(run.model_dir("anchored", seed), run.model_dir("control", seed), spec,
+                                     run.target_name))
+    label_fraction = float(torch.tensor(spec.train_dataset(spec.tokenizer())["concept"]).mean())
+    summary = summarize(results, run.target_name, run.corpus, label_fraction)
+    setup = {"spec": spec.to_dict(), "anchored_argv": run.train_argv("anchored", 0),
+             "control_argv": run.train_argv("control", 0)}
+    write(run.out, results, list(range(run.seeds)), summary, command, setup, spec.corpus == "mixing")
+    return summary

@@ -1,0 +1,154 @@
+"""What `anchor-hf train` needs for the colour corpora: the corpus spec, its tokenizer, its splits.
+
+`dataset: colour_names` (XKCD or the colornames list) and `dataset: colour_mixing` are
+built here from the recipe's `colour_*` fields, so training (`commands/train.py`) and
+evaluation (`anchor_hf.colour_lm`) rebuild exactly the same splits from the same spec.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import torch
+
+from anchor_hf.errors import AnchorDataError
+from .corpus import ColourName, char_tokenizer, load_names, names_dataset, split_heldout, word_tokenizer
+from .mixing import mixing_dataset, mixing_tokenizer, split_pairs, word_rgb
+from .target import ColourTarget, exact_labels, parse_target, similarity
+
+Corpus = Literal["xkcd", "colornames", "mixing"]
+DATASETS = {"colour_names", "colour_mixing"}
+
+
+@dataclass(frozen=True)
+class ColourSpec:
+    """A colour corpus and its concept labels.
+
+    Args:
+        corpus: `xkcd` (949 names), `colornames` (the 31,914-name list in `data_dir`) or
+            `mixing` (the 216-colour mixing language).
+        concept: target colour (`red`, any hue/XKCD name, or `#rrggbb`).
+        data_dir: folder holding `colornames.csv` (only for `colornames`).
+        heldout_fraction: share of names / closed pairs held out of training.
+        label_peak, label_power: label probability `peak · similarity^power` (METHOD.md §3).
+        seed: seed of the held-out split (and of the name subset).
+        max_names: keep a random subset of this many names (`colornames` is large).
+        reverse: also train on `#rrggbb: name` lines.
+        answer_only: language-model loss on the answers only (names corpora).
+        tokenizer_kind: `word` (name words, `:`, `#`, hex digits) or `char` (one token per character).
+        exclude_target: drop every training item of the target colour (exact label, similarity ≥ 0.5):
+            the never-saw-it model that removal is measured against (issue 9). The tokenizer and the
+            held-out split stay those of the full corpus, so models compare item for item.
+    """
+
+    corpus: Corpus = "xkcd"
+    concept: str = "red"
+    data_dir: str | None = None
+    heldout_fraction: float = 0.1
+    label_peak: float = 1.0
+    label_power: float = 8.0
+    seed: int = 0
+    max_names: int | None = None
+    reverse: bool = False
+    answer_only: bool = False
+    tokenizer_kind: Literal["word", "char"] = "word"
+    exclude_target: bool = False
+
+    def __post_init__(self) -> None:
+        if self.corpus not in ("xkcd", "colornames", "mixing"):
+            raise AnchorDataError(f"`corpus` must be 'xkcd', 'colornames' or 'mixing', got {self.corpus!r}")
+        if self.tokenizer_kind not in ("word", "char"):
+            raise AnchorDataError(f"`tokenizer` must be 'word' or 'char', got {self.tokenizer_kind!r}")
+        parse_target(self.concept)  # raises with the allowed colours
+
+    @property
+    def target(self) -> ColourTarget:
+        return parse_target(self.concept)
+
+    @property
+    def dataset(self) -> str:
+        return "colour_mixing" if self.corpus == "mixing" else "colour_names"
+
+    def names(self) -> tuple[list[ColourName], list[ColourName]]:
+        """(train, held-out) names of a names corpus."""
+        names = load_names(self.corpus, self.data_dir, self.max_names, self.seed)  # type: ignore[arg-type]
+        return split_heldout(names, self.heldout_fraction, self.seed)
+
+    def pairs(self) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
+        """(train, held-out) closed pairs of the mixing language."""
+        return split_pairs(self.heldout_fraction, self.seed)
+
+    def tokenizer(self) -> Any:
+        """The corpus tokenizer, built locally from every name (or the mixing words)."""
+        if self.corpus == "mixing":
+            return mixing_tokenizer()
+        train, heldout = self.names()
+        build = word_tokenizer if self.tokenizer_kind == "word" else char_tokenizer
+        return build([c.line for c in train + heldout])
+
+    def train_dataset(self, tokenizer: Any) -> Any:
+        """The training split with `concept` (label probability), `similarity`, `is_target`, `rgb`."""
+        if self.corpus == "mixing":
+            pairs = self.pairs()[0]
+            if self.exclude_target:
+                keep = ~exact_labels(similarity(torch.tensor([word_rgb(m) for _, _, m in pairs]), self.target))
+                pairs = [p for p, k in zip(pairs, keep.tolist()) if k]
+            return mixing_dataset(pairs, tokenizer, self.target, self.label_peak, self.label_power)
+        names = self.names()[0]
+        if self.exclude_target:
+            keep = ~exact_labels(similarity(torch.tensor([c.rgb for c in names]), self.target))
+            names = [c for c, k in zip(names, keep.tolist()) if k]
+        return names_dataset(names, tokenizer, self.target, self.label_peak, self.label_power,
+                             reverse=self.reverse, answer_only=self.answer_only)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+SPEC_FILE = "colour_spec.json"
+
+
+def save_spec(spec: ColourSpec, folder: str) -> str:
+    """Write `colour_spec.json` beside a trained model, so its corpus can be rebuilt exactly later."""
+    import json
+    import os
+
+    path = os.path.join(folder, SPEC_FILE)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(spec.to_dict(), f, indent=1)
+    os.replace(tmp, path)
+    return path
+
+
+def load_spec(folder: str) -> ColourSpec | None:
+    """The `ColourSpec` saved beside a model by `anchor-hf train`, or None if there is none."""
+    import json
+    import os
+
+    path = os.path.join(folder, SPEC_FILE)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            fields = json.load(f)
+        return ColourSpec(**fields)
+    except (ValueError, TypeError) as err:
+        raise AnchorDataError(f"{path} is not a colour spec ({err}); allowed fields: "
+                              f"{sorted(ColourSpec.__dataclass_fields__)}") from err
+
+
+def spec_from_data_args(data_args: Any) -> ColourSpec:
+    """The `ColourSpec` of a recipe's `DataArguments` (`dataset: colour_names|colour_mixing`)."""
+    if data_args.dataset not in DATASETS:
+        raise AnchorDataError(f"`dataset` = {data_args.dataset!r} is not a colour corpus ({sorted(DATASETS)})")
+    corpus = "mixing" if data_args.dataset == "colour_mixing" else data_args.colour_source
+    if data_args.dataset == "colour_names" and corpus not in ("xkcd", "colornames"):
+        raise AnchorDataError(f"`colour_source` must be 'xkcd' or 'colornames', got {corpus!r}")
+    return ColourSpec(corpus=corpus, concept=data_args.colour_concept, data_dir=data_args.colour_data_dir,
+                      heldout_fraction=data_args.colour_heldout_fraction, label_peak=data_args.colour_label_peak,
+                      label_power=data_args.colour_label_power, seed=data_args.colour_seed,
+                      max_names=data_args.colour_max_names, reverse=data_args.colour_reverse,
+                      answer_only=data_args.colour_answer_only, tokenizer_kind=data_args.colour_tokenizer,
+                      exclude_target=data_args.colour_exclude_target)

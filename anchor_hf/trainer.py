@@ -25,12 +25,12 @@ from typing import Any
 import torch
 from transformers import Trainer
 
+from .binding import bind
 from .capture import HiddenStateCapture
 from .checkpointing import DRAW_STATE, AnchorCheckpointMixin
 from .collator import ANCHOR_KEYS, SEGMENT_IDS, WINDOW, AnchorCollatorBase, masks_from_batch
 from .config import AnchorConfig
 from .errors import AnchorCheckpointError, AnchorConfigError, AnchorDataError
-from .layers import hidden_size_of, resolve_layers
 from .regularizer import AnchorRegularizer, AnchorWeights
 from .routing import GradientRouter
 from .schedules import DoseMeter, schedule_factor
@@ -42,9 +42,11 @@ class AnchorTrainerMixin(AnchorCheckpointMixin):
     """Adds Sparse Concept Anchoring to any `transformers.Trainer` subclass.
 
     Args:
-        anchor_config (`AnchorConfig`): what to anchor and where. Its layers are resolved on
-            the model (through PEFT/DDP/compile wrappers) and checked before training starts;
-            the resolved module names and hidden size are written back into it and saved.
+        anchor_config (`AnchorConfig`): what to anchor and where. It is bound to the model
+            (`binding.bind`: layers resolved through PEFT/DDP/compile wrappers, width and axes
+            checked) before training starts; `trainer.anchor_config` is the bound copy, with
+            the resolved module names and hidden size, and is what `save_model` writes. The
+            object passed in is not changed, so it can be reused on another model.
         *args, **kwargs: passed to the Trainer class it is mixed into. `data_collator` must
             be an `AnchorDataCollator` built with the same config.
     """
@@ -85,28 +87,17 @@ class AnchorTrainerMixin(AnchorCheckpointMixin):
                                   f"has {mine}; build both from the same AnchorConfig")
 
     def _bind_anchor_config(self) -> None:
-        """Resolve layers and hidden size on the model, write them into the config, check both."""
-        cfg = self.anchor_config
-        sites = resolve_layers(self.model, cfg.layers)
-        names = [name for name, _ in sites]
-        if cfg.resolved_layers is not None and list(cfg.resolved_layers) != names:
-            raise AnchorCheckpointError(
-                f"the anchor config was saved with layers {cfg.resolved_layers}, but on this model "
-                f"`layers` = {cfg.layers} resolves to {names}")
-        model_width = hidden_size_of(self.model)
-        if cfg.hidden_size is not None and model_width is not None and cfg.hidden_size != model_width \
-                and all(isinstance(layer, int) for layer in cfg.layers):
-            raise AnchorCheckpointError(
-                f"the anchor config was saved for hidden size {cfg.hidden_size}, but this model's is {model_width}")
-        width = cfg.hidden_size or model_width
-        if width is None:
-            raise AnchorConfigError("cannot tell the width of the anchored states: the model config has no "
-                                    "`hidden_size`, `n_embd` or `d_model`; set `AnchorConfig.hidden_size`")
-        cfg.check_hidden_size(width)
-        cfg.resolved_layers, cfg.hidden_size = names, width
-        self._anchor_names = names
-        self._anchor_modules = [module for _, module in sites]
-        self._anchor_regularizer = AnchorRegularizer(cfg.concepts, width, cfg.separation_power,
+        """Fit the config to the model (`binding.bind`): sites, width and bases, checked before training.
+
+        The user's config object is left as it was; the trainer keeps the bound copy (with
+        `resolved_layers` and `hidden_size` filled in) and saves that one beside the weights.
+        """
+        binding = bind(self.anchor_config, self.model)
+        self.anchor_config = binding.config
+        self._anchor_names = list(binding.names)
+        self._anchor_modules = list(binding.modules)
+        cfg = binding.config
+        self._anchor_regularizer = AnchorRegularizer(cfg.concepts, binding.hidden_size, cfg.separation_power,
                                                      cfg.separation_samples)
 
     def _seed_collator_per_process(self) -> None:

@@ -188,9 +188,8 @@ def test_schedules_drive_the_logged_weights(tmp_path, tokenizer):
     assert repel == pytest.approx([2.5, 2.5, 2.5, 1.5])  # relative to attract's peak; anneals after 0.5
 
 
-def test_a_site_narrower_than_the_config_width_is_refused_at_the_first_step(tmp_path, tokenizer):
+def test_a_site_wider_than_the_model_width_is_refused_when_the_trainer_is_built(tmp_path, tokenizer):
     cfg = anchor_config(layers=("model.layers.0.mlp.gate_proj",))  # outputs intermediate_size = 64, not 32
-    trainer = anchored_trainer(make_model("llama"), tokenizer, sgd_args(tmp_path), cfg, exact_rows())
     with pytest.raises(AnchorCheckpointError, match=r"'model.layers.0.mlp.gate_proj' outputs states of width 64, "
-                                                    r"but the anchor config is for hidden size 32"):
-        trainer.train()
+                                                    r"but the model's hidden size is 32"):
+        anchored_trainer(make_model("llama"), tokenizer, sgd_args(tmp_path), cfg, exact_rows())

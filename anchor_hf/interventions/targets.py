@@ -15,10 +15,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..binding import bind
 from ..config import AnchorConfig
-from ..errors import AnchorConfigError, AnchorError
-from ..geometry import direction_basis
-from ..layers import hidden_size_of, resolve_layers, resolve_saved_layers
+from ..errors import AnchorError
+from ..layers import hidden_size_of, resolve_layers
 
 
 class AnchorInterventionError(AnchorError, ValueError):
@@ -104,13 +104,6 @@ def orthonormal_basis(direction: Any) -> torch.Tensor:
     return q * torch.sign(r.diagonal())  # QR's sign convention flipped so a vector keeps its sign
 
 
-def model_width(model: nn.Module, cfg: AnchorConfig | None = None) -> int | None:
-    """The residual width: the config's bound `hidden_size`, else the model config's."""
-    if cfg is not None and cfg.hidden_size is not None:
-        return cfg.hidden_size
-    return hidden_size_of(model)
-
-
 def resolve_target(model: nn.Module, cfg: AnchorConfig | None, concept: str | None,
                    direction: Any | None, *, check_width: bool = True) -> Target:
     """The concept's orthonormal basis, from `cfg` + `concept` or from `direction`.
@@ -144,12 +137,7 @@ def resolve_target(model: nn.Module, cfg: AnchorConfig | None, concept: str | No
             f"`concept` must be the name of one of the config's concepts {[c.name for c in cfg.concepts]}, "
             f"got {concept!r}")
     anchor = cfg.concept(concept)  # AnchorConfigError naming the known concepts
-    width = model_width(model, cfg)
-    if width is None:
-        raise AnchorConfigError("cannot tell the hidden size: the model config has no `hidden_size`, `n_embd` "
-                                "or `d_model`, and the AnchorConfig was never bound; set `AnchorConfig.hidden_size`")
-    cfg.check_hidden_size(width)
-    basis = direction_basis(anchor.dims, anchor.vector, width)
+    basis = bind(cfg, model).basis(concept)  # the config must fit this model: width, depth, names
     return Target(basis=basis, dims=list(anchor.dims) if anchor.dims is not None else None, label=concept)
 
 
@@ -170,6 +158,4 @@ def resolve_sites(model: nn.Module, cfg: AnchorConfig | None,
     if cfg is None:
         raise AnchorInterventionError("with `direction=` and no AnchorConfig, pass `layers=` (block indices or "
                                       "module-name patterns) to say where to intervene")
-    if cfg.resolved_layers is not None:
-        return resolve_saved_layers(model, cfg.resolved_layers)
-    return resolve_layers(model, cfg.layers)
+    return bind(cfg, model).sites

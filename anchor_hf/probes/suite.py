@@ -20,10 +20,9 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
+from ..binding import bind
 from ..config import AnchorConfig
-from ..errors import AnchorCheckpointError, AnchorConfigError
-from ..geometry import direction_basis
-from ..layers import hidden_size_of, named_sites, resolve_layers, resolve_saved_layers
+from ..layers import named_sites, resolve_layers
 from .alignment import containment, direction_cosine, labelled_alignment, latch_mass, position_profile, retention
 from .detection import auroc, pool_alignment
 from .entanglement import measure_entanglement
@@ -49,16 +48,8 @@ class Section:
 
 
 def anchored_modules(model: nn.Module, cfg: AnchorConfig) -> list[tuple[str, nn.Module]]:
-    """The config's anchored modules on `model` (its saved names if it has them), width checked."""
-    width = hidden_size_of(model)
-    if cfg.hidden_size is not None and width is not None and cfg.hidden_size != width:
-        raise AnchorCheckpointError(f"the anchor config was saved for hidden size {cfg.hidden_size}, but this "
-                                    f"model's is {width}")
-    if cfg.hidden_size is None and width is not None:
-        cfg.check_hidden_size(width)
-    if cfg.resolved_layers:
-        return resolve_saved_layers(model, cfg.resolved_layers)
-    return resolve_layers(model, cfg.layers)
+    """The config's anchored `(name, module)` pairs on `model`, fitted by `binding.bind`."""
+    return bind(cfg, model).sites
 
 
 @dataclass
@@ -76,15 +67,9 @@ class ProbeContext:
     _states: LayerStates | None = None
 
     def __post_init__(self) -> None:
-        self.modules = anchored_modules(self.model, self.cfg)
-        width = self.cfg.hidden_size or hidden_size_of(self.model)
-        if width is None:
-            raise AnchorConfigError("cannot tell the hidden size: the model config has no `hidden_size`, `n_embd` "
-                                    "or `d_model`, and the anchor config was never bound; set `hidden_size` in it")
-        self.places = {}
-        for name in self.concepts:
-            anchor = self.cfg.concept(name)
-            self.places[name] = (direction_basis(anchor.dims, anchor.vector, width), anchor.dims)
+        binding = bind(self.cfg, self.model)
+        self.modules = binding.sites
+        self.places = {name: (binding.basis(name), self.cfg.concept(name).dims) for name in self.concepts}
 
     @property
     def layer_names(self) -> list[str]:

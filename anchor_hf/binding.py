@@ -22,7 +22,7 @@ from torch import nn
 
 from .config import AnchorConfig
 from .errors import AnchorCheckpointError, AnchorConfigError
-from .geometry import direction_basis
+from .geometry import concept_place
 from .layers import block_lists, guess_block_prefix, hidden_size_of, named_sites, resolve_layer_names
 
 
@@ -35,7 +35,7 @@ class Binding:
         names: canonical module names of the anchored sites, in the config's order.
         modules: the modules themselves (hooks go on these).
         hidden_size: width D of the anchored states.
-        bases: concept name -> orthonormal float32 basis `[D, k]` of its place.
+        bases: concept name -> orthonormal float32 basis `[D, k]` of its place (`geometry.concept_place`).
     """
 
     config: AnchorConfig
@@ -88,7 +88,7 @@ def bind(cfg: AnchorConfig, model: nn.Module) -> Binding:
     cfg.check_hidden_size(width)
     bound = copy.deepcopy(cfg)
     bound.resolved_layers, bound.hidden_size = list(names), width
-    bases = {c.name: direction_basis(c.dims, c.vector, width) for c in cfg.concepts}
+    bases = {c.name: concept_place(c, width)[0] for c in cfg.concepts}  # a pole -1 place signed
     return Binding(config=bound, names=tuple(names), modules=tuple(sites[n] for n in names), hidden_size=width,
                    bases=bases)
 

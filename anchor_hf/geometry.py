@@ -12,6 +12,7 @@ of the anchored place (k = 1: a direction `v_hat`; k > 1: the subspace of axes `
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -26,6 +27,21 @@ def direction_basis(dims: Sequence[int] | None, vector: Sequence[float] | None, 
         return basis
     v = torch.as_tensor(vector, dtype=torch.float32).reshape(hidden_size, 1)
     return v / v.norm()
+
+
+def concept_place(concept: Any, hidden_size: int) -> tuple[torch.Tensor, list[int] | None]:
+    """`(basis [D, k], dims)` of a concept's place, its `pole` applied (docs/method.md §10).
+
+    `dims` is returned only where gathering those axes gives the coordinates (axes at pole
+    +1); a place at the opposite pole (`pole = -1`) is `-e_d` or `-v̂`, whose coordinates
+    need the signed basis, so `dims` is None there. `concept` is any object with `dims`,
+    `vector` and `pole` (a `ConceptAnchor`); geometry does not import the config.
+    """
+    basis = direction_basis(concept.dims, concept.vector, hidden_size)
+    pole = getattr(concept, "pole", 1)
+    if pole == -1:
+        return -basis, None
+    return basis, (list(concept.dims) if concept.dims is not None else None)
 
 
 def coordinates(h: torch.Tensor, basis: torch.Tensor, dims: Sequence[int] | None = None) -> torch.Tensor:

@@ -98,12 +98,18 @@ def flatten_numbers(data: dict[str, Any], prefix: str = "", depth: int = 3) -> l
 
 # ---------------------------------------------------------------------- the card
 def describe_place(concept: ConceptAnchor) -> str:
-    """Where a concept is anchored, in words: `axis 3`, `axes 0, 1 (subspace)` or `vector (64 dims)`."""
+    """Where a concept is anchored, in words: `axis 3`, `axes 0, 1 (subspace)`, `vector (64 dims)`,
+    `−axis 0 (opposite pole)`, followed by `; redirects to grey` when it has a destination."""
     if concept.dims is not None:
-        if len(concept.dims) == 1:
-            return f"axis {concept.dims[0]}"
-        return f"axes {', '.join(map(str, concept.dims))} (subspace)"
-    return f"vector ({len(concept.vector or [])} dims, normalized on use)"
+        place = f"axis {concept.dims[0]}" if len(concept.dims) == 1 else \
+            f"axes {', '.join(map(str, concept.dims))} (subspace)"
+    else:
+        place = f"vector ({len(concept.vector or [])} dims, normalized on use)"
+    if concept.pole == -1:
+        place = f"−{place} (opposite pole)"
+    if concept.destination is not None:
+        place += f"; redirects to {concept.destination}"
+    return place
 
 
 def model_card(config: AnchorConfig, *, model_name: str | None = None, base_model: str | None = None,

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from .config import ConceptAnchor
-from .geometry import (EPS, alignment, coordinates, direction_basis, exclusivity_loss, mellowmax_pool, misalignment,
+from .geometry import (EPS, alignment, concept_place, coordinates, exclusivity_loss, mellowmax_pool, misalignment,
                        off_axis, repulsion, separation_loss, unit)
 
 
@@ -66,14 +66,16 @@ class AnchorRegularizer:
                  separation_samples: int = 256) -> None:
         self.concepts = list(concepts)
         self.hidden_size = hidden_size
-        self.bases = [direction_basis(c.dims, c.vector, hidden_size) for c in self.concepts]  # each [D, k]
+        places = [concept_place(c, hidden_size) for c in self.concepts]
+        self.bases = [basis for basis, _ in places]  # each [D, k], a pole -1 place signed
+        # axes are gathered (one-hot, exact in bf16); vectors and opposite poles are multiplied
         self.separation_power = separation_power
         self.separation_samples = separation_samples
         # Every concept's coordinates come from one norm and one gather (axes) or matmul (vectors) per
         # layer: per concept, each would be a full pass over [B, T, D] forward and backward.
-        self._axis_concepts = [c for c, concept in enumerate(self.concepts) if concept.dims is not None]
-        self._vector_concepts = [c for c, concept in enumerate(self.concepts) if concept.dims is None]
-        self._axes = [d for c in self._axis_concepts for d in self.concepts[c].dims]
+        self._axis_concepts = [c for c, (_, dims) in enumerate(places) if dims is not None]
+        self._vector_concepts = [c for c, (_, dims) in enumerate(places) if dims is None]
+        self._axes = [d for c in self._axis_concepts for d in places[c][1]]
         self._axis_basis = torch.cat([self.bases[c] for c in self._axis_concepts], 1) \
             if self._axis_concepts else None  # [D, K_axes], one-hot: coordinates gathers these axes
         self._vector_basis = torch.cat([self.bases[c] for c in self._vector_concepts], 1) \

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from anchor_hf import AnchorCheckpointError, AnchorConfig, AnchorConfigError, ConceptAnchor, Schedule
-from anchor_hf.config import CONFIG_NAME, FORMAT_VERSION
+from anchor_hf.config import CONFIG_NAME, FORMAT_VERSION, place_cosine
 
 
 def red(**kw) -> ConceptAnchor:
@@ -20,7 +20,8 @@ def test_config_roundtrip_through_json_keeps_every_field(tmp_path):
             attract_schedule=Schedule(ramp_end=0.1, anneal_start=0.6, anneal_end=0.9, floor=0.1),
             repel_schedule=Schedule(anneal_start=0.55, anneal_end=0.9, floor=0.12, peak=1.0)),
         ConceptAnchor(name="vibrant", dims=[1, 2], tau=None, repel_kind="square"),
-        ConceptAnchor(name="joy", vector=[0.0, 0.0, 0.0, 1.0], repel_kind="hinge", repel=0.3)])
+        ConceptAnchor(name="joy", vector=[0.0, 0.0, 0.0, 1.0], repel_kind="hinge", repel=0.3, destination="calm"),
+        ConceptAnchor(name="calm", dims=[3], pole=-1, label_column="neutral")])
     cfg.save_pretrained(tmp_path)
     data = json.loads((tmp_path / CONFIG_NAME).read_text())
     assert data["format_version"] == FORMAT_VERSION and "anchor_hf_version" in data
@@ -95,7 +96,8 @@ def test_from_pretrained_rejects_newer_format_version(tmp_path):
     data = AnchorConfig(concepts=[red()]).to_dict()
     data["format_version"] = FORMAT_VERSION + 1
     (tmp_path / CONFIG_NAME).write_text(json.dumps(data))
-    with pytest.raises(AnchorCheckpointError, match=r"`format_version` 2 is newer than this anchor_hf understands"):
+    with pytest.raises(AnchorCheckpointError,
+                       match=rf"`format_version` {FORMAT_VERSION + 1} is newer than this anchor_hf understands"):
         AnchorConfig.from_pretrained(tmp_path)
 
 
@@ -125,3 +127,60 @@ def test_from_pretrained_explains_a_folder_without_config(tmp_path):
 def test_from_pretrained_offline_hub_miss_is_a_clear_error():
     with pytest.raises(AnchorCheckpointError, match="could not find anchor_config.json for 'nobody/no-such-repo'"):
         AnchorConfig.from_pretrained("nobody/no-such-repo")
+
+
+# ------------------------------------------------------------------ destinations
+def grey(**kw) -> ConceptAnchor:
+    """A destination on red's opposite pole (axis 0, pole -1) with its own labels."""
+    return ConceptAnchor(**{"name": "grey", "dims": [0], "pole": -1, "label_column": "destination", "repel": 1.0,
+                            "repel_kind": "hinge", **kw})
+
+
+def test_version_1_file_still_loads_with_no_destination(tmp_path):
+    v1 = {"format_version": 1, "anchor_hf_version": "0.1.0", "layers": [0, 1], "concepts": [
+        {"name": "red", "dims": [0], "vector": None, "attract": 1.0, "repel": 2.5, "repel_kind": "square",
+         "repel_relative": False, "tau": 0.1, "label_column": "concept", "span_column": None,
+         "attract_schedule": None, "repel_schedule": None, "exclusive": 0.0, "exclusive_momentum": 0.99,
+         "route": False}],
+        "separation": 0.0, "separation_power": 100.0, "separation_samples": 256, "separation_schedule": None,
+        "resolved_layers": ["transformer.h.0", "transformer.h.1"], "hidden_size": 64}
+    (tmp_path / CONFIG_NAME).write_text(json.dumps(v1))
+    cfg = AnchorConfig.from_pretrained(tmp_path)
+    assert cfg.concept("red").pole == 1 and cfg.concept("red").destination is None
+    assert cfg.resolved_layers == ["transformer.h.0", "transformer.h.1"] and cfg.hidden_size == 64
+    assert cfg.to_dict()["format_version"] == FORMAT_VERSION == 2  # saved again, it is a version-2 file
+
+
+def test_destination_on_the_opposite_pole_shares_the_axis_with_hinge_repels():
+    cfg = AnchorConfig(concepts=[red(destination="grey", repel=2.5, repel_kind="hinge"), grey()])
+    assert cfg.destination_of("red") is cfg.concept("grey")
+    assert place_cosine(cfg.concept("red"), cfg.concept("grey")) == -1.0
+    assert AnchorConfig(concepts=[red(destination="opposite")]).destination_of("red") is None
+
+
+def test_destination_may_be_an_orthogonal_vector_concept():
+    cfg = AnchorConfig(concepts=[red(destination="calm"), ConceptAnchor(name="calm", vector=[0.0, 3.0, 4.0])])
+    assert place_cosine(cfg.concept("red"), cfg.concept("calm")) == 0.0
+
+
+@pytest.mark.parametrize("concepts, match", [
+    ([red(destination="blue")], r"`concepts\[0\].destination` = 'blue' is not a concept of this config \['red'\]"),
+    ([red(destination="red")], r"`concepts\[0\].destination` = 'red' is the concept itself"),
+    ([red(destination="calm"), ConceptAnchor(name="calm", vector=[1.0, 1.0, 0.0])],
+     r"`concepts\[0\].destination` = 'calm': its place is not orthogonal to 'red'.s \(cos = 0.707\)"),
+    ([ConceptAnchor(name="vivid", dims=[1, 2], destination="grey"), ConceptAnchor(name="grey", dims=[0])],
+     r"`concepts\[0\].destination` needs a one-direction concept, but `dims` spans 2 axes"),
+    ([red(destination="vivid"), ConceptAnchor(name="vivid", dims=[1, 2])],
+     r"`concepts\[0\].destination` = 'vivid' spans 2 axes; a destination must be one direction"),
+    ([red(pole=0)], r"`concepts\[0\].pole` must be 1 or -1"),
+    ([ConceptAnchor(name="vivid", dims=[1, 2], pole=-1)], r"`concepts\[0\].pole` = -1 needs one direction"),
+    ([red(), ConceptAnchor(name="grey", dims=[0])], r"`concepts\[1\].dims` uses axis 0, already anchored by concept "
+                                                    r"'red'; .*opposite poles"),
+    ([red(repel=2.5), grey()], r"`concepts\[0\].repel_kind` must be 'hinge': 'red' and 'grey' share axis 0"),
+    ([red(repel=2.5, repel_kind="hinge"), grey(repel_kind="square")],
+     r"`concepts\[1\].repel_kind` must be 'hinge'.*would push the other pole's examples off"),
+    ([ConceptAnchor(name="opposite", dims=[0])], r"`concepts\[0\].name` = 'opposite' is reserved"),
+])
+def test_config_rejects_bad_destination_with_its_path(concepts, match):
+    with pytest.raises(AnchorConfigError, match=match):
+        AnchorConfig(concepts=concepts)

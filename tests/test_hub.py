@@ -107,6 +107,7 @@ def config(**concept) -> AnchorConfig:
     ({"dims": [3]}, "| red | axis 3 |"),
     ({"dims": [0, 1]}, "| red | axes 0, 1 (subspace) |"),
     ({"vector": [1.0, 0.0, 0.0, 1.0]}, "| red | vector (4 dims, normalized on use) |"),
+    ({"dims": [3], "pole": -1, "destination": "opposite"}, "| red | −axis 3 (opposite pole); redirects to opposite |"),
 ])
 def test_model_card_names_the_place_of_each_concept(concept, place):
     card = model_card(config(**concept))

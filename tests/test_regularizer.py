@@ -93,3 +93,25 @@ def test_separation_samples_at_most_the_configured_number_of_states():
     loss, stats = reg([h], m, AnchorWeights(attract=[0.0], repel=[0.0], separation=2.0),
                       generator=torch.Generator().manual_seed(0))
     assert torch.allclose(stats["separation"], torch.tensor(1.0)) and torch.allclose(loss, torch.tensor(2.0))
+
+
+def test_a_destination_at_the_opposite_pole_is_pulled_to_minus_v_and_not_pushed_by_the_hinge_repels():
+    """Grey (axis 0, pole -1): its pull is 0 at -e0 and 2 at +e0; red's hinge repel is 0 at -e0 and 1 at +e0.
+
+    The squared repel would push -e0 as hard as +e0, which is why shared axes need the hinge.
+    """
+    red = ConceptAnchor(name="red", dims=[0], repel=1.0, repel_kind="hinge", tau=None, destination="grey")
+    grey = ConceptAnchor(name="grey", dims=[0], pole=-1, repel=1.0, repel_kind="hinge", tau=None)
+    reg = AnchorRegularizer([red, grey], D)
+    at_minus, at_plus = torch.zeros(1, 1, D), torch.zeros(1, 1, D)
+    at_minus[..., 0], at_plus[..., 0] = -2.0, 2.0
+    grey_labelled = AnchorMasks(live=torch.ones(1, 1, dtype=torch.bool), span_weights=torch.tensor([[0.0, 1.0]]),
+                                span_mask=torch.ones(1, 2, 1, dtype=torch.bool), token_weights=torch.zeros(1, 2, 1))
+    _, stats = reg([at_minus], grey_labelled, AnchorWeights(attract=[1.0, 1.0], repel=[1.0, 1.0]))
+    assert stats["grey/attract"].item() == 0.0 and stats["red/repel"].item() == 0.0
+    assert stats["grey/repel"].item() == 1.0  # grey's own hinge pushes unlabelled visits off its pole
+    _, stats = reg([at_plus], grey_labelled, AnchorWeights(attract=[1.0, 1.0], repel=[1.0, 1.0]))
+    assert stats["grey/attract"].item() == 2.0 and stats["red/repel"].item() == 1.0 and stats["grey/repel"] == 0.0
+    square = AnchorRegularizer([ConceptAnchor(name="red", dims=[0], repel=1.0)], D)
+    _, stats = square([at_minus], masks(1, 1, []), AnchorWeights(attract=[0.0], repel=[1.0]))
+    assert stats["red/repel"].item() == 1.0  # negative control: the squared term pushes the opposite pole too

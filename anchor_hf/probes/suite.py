@@ -22,6 +22,7 @@ from torch import nn
 
 from ..binding import bind
 from ..config import AnchorConfig
+from ..geometry import concept_place
 from ..layers import named_sites, resolve_layers
 from .alignment import containment, direction_cosine, labelled_alignment, latch_mass, position_profile, retention
 from .detection import auroc, pool_alignment
@@ -69,7 +70,7 @@ class ProbeContext:
     def __post_init__(self) -> None:
         binding = bind(self.cfg, self.model)
         self.modules = binding.sites
-        self.places = {name: (binding.basis(name), self.cfg.concept(name).dims) for name in self.concepts}
+        self.places = {name: concept_place(self.cfg.concept(name), binding.hidden_size) for name in self.concepts}
 
     @property
     def layer_names(self) -> list[str]:

@@ -1,7 +1,7 @@
 """anchor_hf: Sparse Concept Anchoring for Hugging Face transformers.
 
 Train concepts into directions chosen in advance (`AnchorTrainer`, `AnchorDataCollator`,
-`AnchorConfig`), then detect, suppress, steer and ablate them without searching.
+`AnchorConfig`), then detect, suppress, steer, redirect and ablate them without searching.
 Trainer and intervention classes import lazily, so the math (`anchor_hf.geometry`,
 `anchor_hf.regularizer`, `anchor_hf.config`) stays importable without transformers.
 """
@@ -25,6 +25,8 @@ _LAZY = {
     "repel": "interventions",
     "ablate": "interventions",
     "ablate_axes": "interventions",
+    "redirect": "interventions",
+    "redirect_weights": "interventions",
     "InterventionHandle": "interventions",
     "push_anchored": "hub",
 }

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from anchor_hf.interventions import add_direction, falloff, orthogonal_fallback, project_out, rotate_to_alignment
+from anchor_hf.interventions import (add_direction, falloff, orthogonal_fallback, project_out, redirect_states,
+                                     rotate_to_alignment)
 
 
 def random_basis(width: int, k: int, seed: int = 0) -> torch.Tensor:
@@ -98,3 +99,73 @@ def test_add_direction_moves_the_component_by_dose_times_norm_only():
         torch.testing.assert_close(out @ v, h @ v + dose * h.norm(dim=-1), atol=1e-4, rtol=1e-5)
         torch.testing.assert_close(project_out(out, u), project_out(h, u), atol=1e-5, rtol=0)
     assert torch.equal(add_direction(h, v, 0.0), h)
+
+
+# ------------------------------------------------------------------ redirect_states
+def plane(width: int = 12) -> tuple[torch.Tensor, torch.Tensor]:
+    """v̂ and an orthogonal d̂."""
+    q = random_basis(width, 2, seed=3)
+    return q[:, 0], q[:, 1]
+
+
+def without(h: torch.Tensor, u_hat: torch.Tensor) -> torch.Tensor:
+    """`h` with its component along the unit `u_hat` removed (e.g. nothing on d̂ yet: the invariant's setting)."""
+    return h - (h @ u_hat).unsqueeze(-1) * u_hat
+
+
+def test_redirect_states_at_full_strength_moves_the_alignment_to_the_destination():
+    """At s = 1 a state with alignment α to v̂ and 0 to d̂ ends with 0 on v̂ and α on d̂, norm kept."""
+    v, d = plane()
+    h = without(states(), d)
+    alpha = (h @ v) / h.norm(dim=-1)
+    assert alpha.abs().max() > 0.3  # negative control: the states carry the concept
+    out = redirect_states(h, v, d, torch.ones(len(h)))
+    # float32 rounding of norm-1..5 states through a norm and a square root: ~1e-6
+    torch.testing.assert_close(out.norm(dim=-1), h.norm(dim=-1), atol=1e-5, rtol=0)
+    torch.testing.assert_close((out @ v) / out.norm(dim=-1), torch.zeros_like(alpha), atol=1e-5, rtol=0)
+    torch.testing.assert_close((out @ d) / out.norm(dim=-1), alpha, atol=1e-5, rtol=0)
+    torch.testing.assert_close(without(without(out, v), d), without(without(h, v), d), atol=1e-5, rtol=0)  # rest kept
+
+
+def test_redirect_states_to_the_opposite_pole_is_the_reflection():
+    v, _ = plane()
+    h = states()
+    out = redirect_states(h, v, -v, torch.ones(len(h)))
+    reflection = h - 2 * (h @ v).unsqueeze(-1) * v
+    assert (reflection - h).abs().max() > 0.1  # negative control
+    torch.testing.assert_close(out, reflection, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("opposite", [False, True])
+def test_redirect_states_interpolates_with_strength_and_keeps_the_norm(opposite):
+    """For s in [0, 1]: concept coordinate (1 − s)α (opposite: (1 − 2s)α), destination β + sα, norm kept."""
+    v, d = plane()
+    d = -v if opposite else d
+    h = states() if opposite else without(states(), d)
+    alpha = h @ v
+    for s in (0.0, 0.25, 0.5, 0.75, 1.0):
+        out = redirect_states(h, v, d, torch.full((len(h),), s))
+        torch.testing.assert_close(out.norm(dim=-1), h.norm(dim=-1), atol=1e-5, rtol=0)
+        expected_v = (1 - 2 * s) * alpha if opposite else (1 - s) * alpha
+        torch.testing.assert_close(out @ v, expected_v, atol=1e-5, rtol=0)
+        if not opposite:
+            torch.testing.assert_close(out @ d, s * alpha, atol=1e-5, rtol=0)
+    torch.testing.assert_close(redirect_states(h, v, d, torch.zeros(len(h))), h, atol=1e-5, rtol=0)
+
+
+def test_redirect_states_keeps_the_norm_of_a_state_already_on_the_destination():
+    """A state with α and β > 0 cannot gain α on d̂ within its norm: the in-plane part is shortened to ‖h‖."""
+    v, d = plane()
+    h = torch.stack([3 * v + 4 * d, 0.6 * v + 0.8 * d + 0.1 * random_basis(12, 3, seed=9)[:, 2]])
+    out = redirect_states(h, v, d, torch.ones(2))
+    torch.testing.assert_close(out.norm(dim=-1), h.norm(dim=-1), atol=1e-5, rtol=0)
+    torch.testing.assert_close(out @ v, torch.zeros(2), atol=1e-5, rtol=0)
+    assert bool(((out @ d) > (h @ d)).all())
+
+
+def test_redirect_states_turns_a_state_lying_on_the_axis_toward_the_fallback():
+    v, _ = plane()
+    h = 2.0 * v.unsqueeze(0)
+    out = redirect_states(h, v, -v, torch.tensor([0.5]))  # α → 0: all of the norm must go outside the axis
+    torch.testing.assert_close(out.norm(dim=-1), torch.tensor([2.0]), atol=1e-5, rtol=0)
+    assert abs(float(out[0] @ v)) < 1e-5

@@ -1,19 +1,27 @@
-"""Use an anchored concept: suppress, repel or steer it reversibly, or ablate it for good (METHOD.md §5).
+"""Use an anchored concept: suppress, repel, steer or redirect it reversibly, or ablate/redirect it for good.
 
-    from anchor_hf.interventions import suppress, repel, steer, ablate, ablate_axes
+    from anchor_hf.interventions import suppress, repel, steer, redirect, ablate, redirect_weights
     with suppress(model, cfg, "red"):   # hooks removed on exit, also on error
+        ...
+    with redirect(model, cfg, "red"):   # move the concept to its destination (docs/method.md §10)
         ...
     ablate(model, cfg, "red")           # in place; returns what it changed
 
-`transforms` holds the pure tensor edits, `hooks` the reversible interventions,
-`ablation` the weight edits, `targets` the argument checks shared by all of them.
+`transforms` holds the pure tensor edits, `sites` the hook machinery, `hooks` and `redirect`
+the reversible interventions, `positions` which positions they edit, `ablation` the weight
+edits, `targets` the argument checks shared by all of them.
 """
 
-from .ablation import LAYOUTS, ablate, ablate_axes, residual_writes
-from .hooks import InterventionHandle, active_sites, repel, steer, suppress
-from .targets import AnchorInterventionError, AnchorInterventionTypeError
-from .transforms import add_direction, falloff, orthogonal_fallback, project_out, rotate_to_alignment
+from .ablation import LAYOUTS, ablate, ablate_axes, redirect_weights, residual_writes
+from .hooks import repel, steer, suppress
+from .positions import Positions, PositionTracker, check_positions
+from .redirect import redirect
+from .sites import InterventionHandle, active_sites
+from .targets import AnchorInterventionError, AnchorInterventionTypeError, Destination, resolve_destination
+from .transforms import (add_direction, falloff, orthogonal_fallback, project_out, redirect_states,
+                         rotate_to_alignment)
 
-__all__ = ["suppress", "repel", "steer", "ablate", "ablate_axes", "residual_writes", "InterventionHandle",
-           "active_sites", "AnchorInterventionError", "AnchorInterventionTypeError", "LAYOUTS",
-           "project_out", "falloff", "rotate_to_alignment", "add_direction", "orthogonal_fallback"]
+__all__ = ["suppress", "repel", "steer", "redirect", "ablate", "ablate_axes", "redirect_weights", "residual_writes",
+           "InterventionHandle", "active_sites", "AnchorInterventionError", "AnchorInterventionTypeError", "LAYOUTS",
+           "Positions", "PositionTracker", "check_positions", "Destination", "resolve_destination",
+           "project_out", "falloff", "rotate_to_alignment", "add_direction", "orthogonal_fallback", "redirect_states"]

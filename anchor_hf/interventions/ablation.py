@@ -1,4 +1,4 @@
-"""Permanent removal: directional ablation of the residual stream, and axis zeroing of a bottleneck.
+"""Permanent edits: directional ablation and redirection of the residual stream, axis zeroing of a bottleneck.
 
 `ablate` orthogonalizes every matrix that *writes* the residual stream against the concept
 (METHOD.md §5): token and position embeddings, the attention output projection and the
@@ -16,6 +16,11 @@ alone (a LayerNorm/RMSNorm of a state without the component is well defined), ex
 where the unembedding is tied to the token embedding: then it is edited with it and reads
 no concept component either (the report lists it). The edit is in place, so ties, devices,
 dtypes and `save_pretrained`/`from_pretrained` keep working.
+
+`redirect_weights` edits the same writes with `M = I + (d̂ − v̂)v̂ᵀ` instead of the
+projection: each write's `v̂` component is put on the destination `d̂` (reflected, for the
+opposite pole), and the edited model computes what the original computes with every
+write's output mapped by `M` (its docstring says where that equals the `redirect` hook).
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from torch import nn
 
 from ..config import AnchorConfig
 from ..layers import named_sites, unwrap_model
-from .targets import AnchorInterventionError, AnchorInterventionTypeError, resolve_target
+from .targets import AnchorInterventionError, AnchorInterventionTypeError, resolve_destination, resolve_target
 
 
 @dataclass(frozen=True)
@@ -135,23 +140,40 @@ def _output_axis(name: str, module: nn.Module, width: int) -> int:
     return axis
 
 
-def _orthogonalize(name: str, module: nn.Module, basis: torch.Tensor, out_axis: int) -> dict[str, float]:
-    """Remove the span of `basis` from what `module` writes; returns parameter name -> removed norm."""
+def _edit_write(name: str, module: nn.Module, a: torch.Tensor, b: torch.Tensor, out_axis: int) -> dict[str, float]:
+    """Map what `module` writes by `M = I + a bᵀ` (weights and bias); returns parameter name -> `‖bᵀW‖`.
+
+    `ablate` uses `a = −U, b = U` (`M = I − UUᵀ`, the projection); `redirect_weights` uses
+    `a = d̂ − v̂, b = v̂`. `‖bᵀW‖` is the norm of the component edited.
+    """
     weight = module.weight
     removed: dict[str, float] = {}
     with torch.no_grad():
-        u = basis.to(device=weight.device, dtype=torch.float32)  # [D, k]
+        a = a.to(device=weight.device, dtype=torch.float32)  # [D, k]
+        b = b.to(device=weight.device, dtype=torch.float32)  # [D, k]
         w = weight.float()
-        part = u @ (u.T @ w) if out_axis == 0 else (w @ u) @ u.T  # the component along the span
-        weight.copy_((w - part).to(weight.dtype))  # in place: ties and optimizer references survive
-        removed[f"{name}.weight"] = float(part.norm())
+        coords = b.T @ w if out_axis == 0 else w @ b  # [k, in] or [rows, k]: the component along b
+        part = a @ coords if out_axis == 0 else coords @ a.T
+        weight.copy_((w + part).to(weight.dtype))  # in place: ties and optimizer references survive
+        removed[f"{name}.weight"] = float(coords.norm())
         bias = getattr(module, "bias", None)
         if isinstance(bias, torch.Tensor):
-            b = bias.float()
-            part = u @ (u.T @ b)
-            bias.copy_((b - part).to(bias.dtype))
-            removed[f"{name}.bias"] = float(part.norm())
+            coord = b.T @ bias.float()
+            bias.copy_((bias.float() + a @ coord).to(bias.dtype))
+            removed[f"{name}.bias"] = float(coord.norm())
     return removed
+
+
+def _edit_writes(model: nn.Module, width: int, a: torch.Tensor, b: torch.Tensor) -> dict[str, float]:
+    """Apply `M = I + a bᵀ` to every residual write of `model`; all are checked before any is edited."""
+    base = unwrap_model(model)
+    names = residual_writes(base)  # raises for unknown families before anything is edited
+    sites = named_sites(base)
+    axes = [_output_axis(name, sites[name], width) for name in names]  # check all before editing any
+    changed: dict[str, float] = {}
+    for name, axis in zip(names, axes):
+        changed.update(_edit_write(name, sites[name], a, b, axis))
+    return changed
 
 
 def ablate(model: nn.Module, cfg: AnchorConfig | None = None, concept: str | None = None, *,
@@ -175,18 +197,59 @@ def ablate(model: nn.Module, cfg: AnchorConfig | None = None, concept: str | Non
         embedding) is listed under its own name too, since it changed with it.
     """
     target = resolve_target(model, cfg, concept, direction)
+    changed = _edit_writes(model, target.width, -target.basis, target.basis)
     base = unwrap_model(model)
-    names = residual_writes(base)  # raises for unknown families before anything is edited
-    sites = named_sites(base)
-    axes = [_output_axis(name, sites[name], target.width) for name in names]  # check all before editing any
-    changed: dict[str, float] = {}
-    for name, axis in zip(names, axes):
-        changed.update(_orthogonalize(name, sites[name], target.basis, axis))
     edited = {id(p): changed[n] for n, p in base.named_parameters() if n in changed}
     for n, p in base.named_parameters(remove_duplicate=False):
         if id(p) in edited and n not in changed:
             changed[n] = edited[id(p)]
     return changed
+
+
+def redirect_weights(model: nn.Module, cfg: AnchorConfig | None = None, concept: str | None = None,
+                     to: Any | None = None, *, direction: Any | None = None) -> dict[str, float]:
+    """Permanently redirect the concept: every residual write's `v̂` component moves to the destination.
+
+    Each matrix (and bias) that writes the residual stream is mapped, in place, by
+    `M = I + (d̂ − v̂)v̂ᵀ`: what a write put on `v̂` it now puts on `d̂`. For the opposite
+    pole (`d̂ = −v̂`) `M = I − 2v̂v̂ᵀ` reflects every write; for an orthogonal destination no
+    state of the edited stream has a `v̂` component (`v̂ᵀM = 0`). The edited model computes
+    exactly what the original computes when the output of every write is mapped by `M`, which is
+    `redirect(..., only_positive=False, layers=residual_writes(model))` wherever the hook's
+    edit is linear: always for the opposite pole, and for an orthogonal destination where the
+    writes carry no `d̂` component. It cannot equal the default hook, which moves only states
+    pointing toward the concept (a weight edit cannot select by sign) and, for an orthogonal
+    destination, keeps each state's norm (no linear map does for a state with both
+    components); nor hooks at block outputs (inside a block the MLP reads the attention
+    write already moved, as with `ablate`).
+    A token embedding tied to the unembedding is untied first (the unembedding keeps a copy of
+    the original weights and `config.tie_word_embeddings` becomes False), so the model still
+    reads its output as trained: a reflected unembedding would read the reflected final state
+    back as the original.
+
+    Args:
+        model: the model to edit in place (families as `ablate`).
+        cfg, concept, to: as in `redirect` (`to=None` is the config's destination).
+        direction: a vector `[D]` instead of `cfg` + `concept` (then `to` is required).
+
+    Returns:
+        Parameter name -> Frobenius norm of the `v̂` component moved, for every parameter edited.
+    """
+    target = resolve_target(model, cfg, concept, direction)
+    destination = resolve_destination(cfg, target, to)
+    v_hat = target.basis  # [D, 1]; a subspace concept was refused by resolve_destination
+    residual_writes(model)  # raises for unknown families before anything (the tie included) is edited
+    _untie_unembedding(unwrap_model(model))
+    return _edit_writes(model, target.width, destination.vector.unsqueeze(1) - v_hat, v_hat)
+
+
+def _untie_unembedding(base: nn.Module) -> None:
+    """Give a tied unembedding its own copy of the weights, and say so in the model config."""
+    inputs, outputs = base.get_input_embeddings(), base.get_output_embeddings()
+    if outputs is None or outputs.weight is not inputs.weight:
+        return
+    outputs.weight = nn.Parameter(inputs.weight.detach().clone(), requires_grad=inputs.weight.requires_grad)
+    base.config.tie_word_embeddings = False
 
 
 def ablate_axes(producer: nn.Linear, consumer: nn.Linear, dims: Sequence[int]) -> dict[str, float]:

@@ -1,6 +1,6 @@
 """Where and along what an intervention acts: resolve a concept or a direction, and the layers.
 
-Every entry point (`suppress`, `repel`, `steer`, `ablate`) takes either an `AnchorConfig`
+Every entry point (`suppress`, `repel`, `steer`, `redirect`, `ablate`, `redirect_weights`) takes either an `AnchorConfig`
 and a concept name, or an explicit `direction=` (a vector `[D]` or a basis `[D, k]`) with
 `layers=`. Everything is checked here, before a hook is registered or a weight touched.
 """
@@ -16,8 +16,9 @@ import torch
 from torch import nn
 
 from ..binding import bind
-from ..config import AnchorConfig
+from ..config import OPPOSITE, AnchorConfig
 from ..errors import AnchorError
+from ..geometry import concept_place
 from ..layers import hidden_size_of, resolve_layers
 
 
@@ -71,7 +72,7 @@ def check_number(name: str, value: Any, *, low: float | None = None, high: float
     return float(value)
 
 
-def orthonormal_basis(direction: Any) -> torch.Tensor:
+def orthonormal_basis(direction: Any, name: str = "direction") -> torch.Tensor:
     """`direction` (a vector `[D]` or a basis `[D, k]`) as an orthonormal float32 `[D, k]`.
 
     A vector is normalized; a matrix is orthonormalized by QR, keeping the span it gives.
@@ -81,26 +82,26 @@ def orthonormal_basis(direction: Any) -> torch.Tensor:
             direction = torch.as_tensor(direction, dtype=torch.float32)
         except (TypeError, ValueError, RuntimeError) as err:
             raise AnchorInterventionTypeError(
-                f"`direction` must be a tensor [D] or [D, k] (or a list of numbers), got {type(direction).__name__}"
+                f"`{name}` must be a tensor [D] or [D, k] (or a list of numbers), got {type(direction).__name__}"
             ) from err
     if direction.dim() not in (1, 2) or direction.numel() == 0:
         raise AnchorInterventionError(
-            f"`direction` must have shape [D] (a direction) or [D, k] (a subspace basis), got {list(direction.shape)}")
+            f"`{name}` must have shape [D] (a direction) or [D, k] (a subspace basis), got {list(direction.shape)}")
     d = direction.detach().float().cpu()
     if not torch.isfinite(d).all():
-        raise AnchorInterventionError("`direction` has non-finite entries")
+        raise AnchorInterventionError(f"`{name}` has non-finite entries")
     if d.dim() == 1:
         d = d.unsqueeze(1)
     width, k = d.shape
     if k >= width:
         raise AnchorInterventionError(
-            f"`direction` spans k = {k} columns in a {width}-dim space; a concept's place needs k < D "
+            f"`{name}` spans k = {k} columns in a {width}-dim space; a concept's place needs k < D "
             "(pass a [D] vector or a [D, k] basis with D rows)")
     q, r = torch.linalg.qr(d)
     diag = r.diagonal().abs()
     if diag.min() <= 1e-6 * max(float(diag.max()), 1e-30):
         raise AnchorInterventionError(
-            f"`direction` is zero or its {k} columns are linearly dependent; give independent, non-zero columns")
+            f"`{name}` is zero or its {k} columns are linearly dependent; give independent, non-zero columns")
     return q * torch.sign(r.diagonal())  # QR's sign convention flipped so a vector keeps its sign
 
 
@@ -137,8 +138,78 @@ def resolve_target(model: nn.Module, cfg: AnchorConfig | None, concept: str | No
             f"`concept` must be the name of one of the config's concepts {[c.name for c in cfg.concepts]}, "
             f"got {concept!r}")
     anchor = cfg.concept(concept)  # AnchorConfigError naming the known concepts
-    basis = bind(cfg, model).basis(concept)  # the config must fit this model: width, depth, names
-    return Target(basis=basis, dims=list(anchor.dims) if anchor.dims is not None else None, label=concept)
+    width = bind(cfg, model).hidden_size  # the config must fit this model: width, depth, names
+    basis, dims = concept_place(anchor, width)
+    return Target(basis=basis, dims=dims, label=concept)
+
+
+@dataclass
+class Destination:
+    """Where `redirect` moves a concept: a unit vector `[D]` orthogonal to `v̂`, or `-v̂` (`is_opposite`).
+
+    Attributes:
+        vector: unit `[D]` float32.
+        label: the destination concept's name, "opposite", or "vector".
+        is_opposite: True when `vector` is exactly `-v̂`.
+    """
+
+    vector: torch.Tensor
+    label: str
+    is_opposite: bool
+
+
+DESTINATION_TOL = 1e-4  # |cos(d, v̂)| a given vector may have and still count as orthogonal (or opposite)
+
+
+def resolve_destination(cfg: AnchorConfig | None, target: Target, to: Any | None) -> Destination:
+    """The destination of `redirect`: `to`, or the config's `destination` for the concept when `to` is None.
+
+    `to` may be "opposite" (`-v̂`), the name of another one-direction concept of `cfg`, or a
+    vector `[D]`. A vector within `DESTINATION_TOL` of orthogonal is made exactly orthogonal
+    (`d − (d·v̂)v̂`, renormalized), one within it of `-v̂` becomes `-v̂`; anything else raises,
+    since at strength 1 redirect must leave no concept component and give the destination all of it.
+    """
+    if target.rank != 1:
+        raise AnchorInterventionError(
+            f"redirect needs a one-direction concept, but {target.label!r} spans {target.rank} axes; pass "
+            "`direction=` a vector inside the subspace (with `layers=`) and `to=`")
+    v_hat = target.basis[:, 0]
+    if to is None:
+        if cfg is None:
+            raise AnchorInterventionError("with `direction=` and no AnchorConfig, pass `to=` ('opposite' or a vector)")
+        to = cfg.concept(target.label).destination
+        if to is None:
+            raise AnchorInterventionError(
+                f"concept {target.label!r} has no `destination` in its config; pass `to=` ('opposite', another "
+                f"concept of {[c.name for c in cfg.concepts]}, or a vector [D])")
+    if isinstance(to, str):
+        if to == OPPOSITE:
+            return Destination(-v_hat, OPPOSITE, True)
+        if cfg is None:
+            raise AnchorInterventionError(f"`to` = {to!r} names a concept, which needs an AnchorConfig; with "
+                                          "`direction=` pass 'opposite' or a vector")
+        if to == target.label:
+            raise AnchorInterventionError(f"`to` = {to!r} is the concept itself; name another concept or 'opposite'")
+        basis, _ = concept_place(cfg.concept(to), target.width)
+        if basis.shape[1] != 1:
+            raise AnchorInterventionError(f"`to` = {to!r} spans {basis.shape[1]} axes; a destination must be one "
+                                          "direction")
+        vector, label = basis[:, 0], to
+    else:
+        vector, label = orthonormal_basis(to, "to"), "vector"
+        if vector.shape != (target.width, 1):
+            raise AnchorInterventionError(f"`to` must be a vector [{target.width}] (the concept's width), got "
+                                          f"shape {list(torch.as_tensor(to).shape)}")
+        vector = vector[:, 0]
+    cos = float(vector @ v_hat)
+    if cos < -1.0 + DESTINATION_TOL:
+        return Destination(-v_hat, label, True)
+    if abs(cos) > DESTINATION_TOL:
+        raise AnchorInterventionError(
+            f"`to` = {label!r} is neither orthogonal to {target.label!r} nor its opposite pole (cos = {cos:.3g}); "
+            "orthogonalize it first: d − (d·v̂)v̂")
+    vector = vector - cos * v_hat
+    return Destination(vector / vector.norm(), label, False)
 
 
 def resolve_sites(model: nn.Module, cfg: AnchorConfig | None,

@@ -8,6 +8,7 @@ same shape, in float32 (callers cast back to the model's dtype). `basis` is an o
     falloff               g(α) = b·((α − a)/(1 − a))^p  the bounded lobe, 0 below α = a
     rotate_to_alignment   ĥ → m·ŝ + √(1 − m²)·û, ‖h‖ kept   repulsion
     add_direction         h' = h + c·‖h‖·v̂              additive steering
+    redirect_states       α·v̂ → (1 − s)α·v̂ + sα·d̂, ‖h‖ kept  redirect (d̂ = −v̂: the reflection at s = 1)
 """
 
 from __future__ import annotations
@@ -128,3 +129,53 @@ def add_direction(h: torch.Tensor, v_hat: torch.Tensor, dose: float) -> torch.Te
     h = h.float()
     v_hat = v_hat.to(device=h.device, dtype=torch.float32)
     return h + dose * torch.linalg.vector_norm(h, dim=-1, keepdim=True) * v_hat
+
+
+def redirect_states(h: torch.Tensor, v_hat: torch.Tensor, d_hat: torch.Tensor, strength: torch.Tensor,
+                    fallback: torch.Tensor | None = None) -> torch.Tensor:
+    """Move a share `s` of each state's concept component to the destination, keeping its norm.
+
+    With `α = h·v̂`, the state's coordinates in the plane `P` of `v̂` and `d̂` (a line when
+    `d̂ = −v̂`) move by `s·α·(d̂ − v̂)`: the concept keeps `(1 − s)·α`, the destination gains
+    `s·α`. The part outside `P`, `o`, keeps its direction and is rescaled so that `‖h'‖ = ‖h‖`:
+
+        p' = Uᵀh + s·α·Uᵀ(d̂ − v̂),    h' = U p' + o·√(‖h‖² − ‖p'‖²)/‖o‖     (U: basis of P)
+
+    At `s = 1` a state with `α` on the concept and nothing on the destination ends with 0 on
+    the concept and `α` on the destination (docs/method.md §10); for `d̂ = −v̂` that is the
+    reflection `h − 2(h·v̂)v̂`. `s` in [0, 1] interpolates, norm kept throughout. Where
+    `‖p'‖ > ‖h‖` (a state already on the destination gains more than its norm allows) the
+    in-plane part is shortened to `‖h‖` and `o` goes to 0; a state with no `o` that must
+    grow one turns toward `fallback` (default `orthogonal_fallback(U)`).
+
+    Args:
+        h: states `[..., D]`.
+        v_hat: the concept's unit direction `[D]`.
+        d_hat: the destination's unit direction `[D]`, orthogonal to `v_hat` or equal to `-v_hat`.
+        strength: `s` per state `[...]` (broadcast); 0 leaves a state as it is (up to rounding).
+        fallback: a unit `[D]` orthogonal to both, or None.
+
+    Returns:
+        float32 `[..., D]` with the same norms as `h`.
+    """
+    h = h.float()
+    v_hat = v_hat.to(device=h.device, dtype=torch.float32)
+    d_hat = d_hat.to(device=h.device, dtype=torch.float32)
+    opposite = bool(torch.allclose(d_hat, -v_hat))
+    basis = v_hat.unsqueeze(1) if opposite else torch.stack([v_hat, d_hat], 1)  # [D, 1] or [D, 2]
+    norm = torch.linalg.vector_norm(h, dim=-1, keepdim=True)  # [..., 1]
+    plane = h @ basis  # [..., k]
+    alpha = (h @ v_hat).unsqueeze(-1)  # [..., 1]
+    shift = basis.T @ (d_hat - v_hat)  # [k]: (d̂ − v̂) in plane coordinates
+    moved = plane + strength.float().unsqueeze(-1) * alpha * shift  # [..., k]
+    moved_norm = torch.linalg.vector_norm(moved, dim=-1, keepdim=True)
+    moved = moved * torch.where(moved_norm > norm, norm / moved_norm.clamp_min(EPS), torch.ones_like(norm))
+    outside = h - plane @ basis.T
+    out_norm = torch.linalg.vector_norm(outside, dim=-1, keepdim=True)
+    if fallback is None:
+        fallback = orthogonal_fallback(basis)
+    fallback = fallback.to(device=h.device, dtype=torch.float32)
+    has_outside = out_norm > 1e-6 * norm.clamp_min(EPS)  # relative: below it the direction is rounding noise
+    u_hat = torch.where(has_outside, outside / out_norm.clamp_min(EPS), fallback.expand_as(h))
+    room = (norm.pow(2) - moved.pow(2).sum(-1, keepdim=True)).clamp_min(0.0).sqrt()
+    return moved @ basis.T + room * u_hat

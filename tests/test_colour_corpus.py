@@ -158,3 +158,38 @@ def test_a_saved_colour_spec_loads_back_and_a_bad_one_names_the_fields(tmp_path)
     (tmp_path / "colour_spec.json").write_text('{"corpus": "xkcd", "colour": "red"}')
     with pytest.raises(AnchorDataError, match="not a colour spec .*allowed fields: .*exclude_target"):
         load_spec(str(tmp_path))
+
+
+def test_achromatic_labels_are_hue_independent_where_similarity_to_grey_is_not():
+    from anchor_hf.experiments.colour.maths import hsv_to_rgb
+    from anchor_hf.experiments.colour.target import DEFAULT_DESTINATION, destination_probability, parse_target
+
+    grey = parse_target(DEFAULT_DESTINATION)
+    hues = torch.linspace(0, 1, 13)[:-1]
+    pale = hsv_to_rgb(torch.stack([hues, torch.full_like(hues, 0.3), torch.full_like(hues, 0.6)], -1))  # [12, 3]
+    p = destination_probability(pale, grey)
+    assert p.max() - p.min() < 1e-6 and p.min() > 0.1
+    labels = label_probability(similarity(pale, grey), 1.0, 8.0)
+    assert labels[0] > 2 * labels[6]  # negative control: similarity to grey favours pale red over pale cyan
+
+
+def test_achromatic_labels_peak_exactly_at_the_destination_grey():
+    from anchor_hf.experiments.colour.maths import cube_grid
+    from anchor_hf.experiments.colour.target import destination_probability, parse_target
+
+    grid = torch.cat([cube_grid(16), torch.tensor([[128 / 255] * 3])])
+    p = destination_probability(grid, parse_target("#808080"), peak=0.5, power=3.0)
+    assert torch.equal(grid[p.argmax()], torch.tensor([128 / 255] * 3)) and abs(float(p.max()) - 0.5) < 1e-6
+    black_white = destination_probability(torch.tensor([[0.0] * 3, [1.0] * 3, [1.0, 0.0, 0.0]]),
+                                          parse_target("#808080"))
+    assert black_white.max() < 0.02  # black, white and pure red are not grey
+
+
+def test_a_chromatic_destination_is_labelled_by_similarity():
+    from anchor_hf.experiments.colour.target import destination_probability, is_achromatic, parse_target
+
+    blue = parse_target("blue")
+    assert not is_achromatic(blue) and is_achromatic(parse_target("#7f8080"))
+    rgb = torch.tensor([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])
+    assert torch.allclose(destination_probability(rgb, blue, 1.0, 4.0), label_probability(similarity(rgb, blue),
+                                                                                           1.0, 4.0))

@@ -12,6 +12,10 @@ labels are exact ground truth for evaluation and need no annotator. For a target
   the high power keeps labels sparse and concentrated on colours close to the target,
   and each visit draws the label anew (the collator's Bernoulli draw).
 - `exact_labels` marks the target group for evaluation (`similarity ≥ threshold`).
+- `destination_probability` labels a redirect destination (docs/method.md §10). Greys have
+  no hue (HSV gives them hue 0, red's), so `similarity` to a grey favours pale reds; an
+  achromatic destination is labelled by `achromatic_probability` instead, which looks at
+  saturation and lightness only. The colour corpora's default destination is `#808080`.
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ from .maths import NAMED_COLOURS, hsv_similarity, rgb_to_hsv
 
 HEX = re.compile(r"^#?([0-9a-fA-F]{6})$")
 TARGET_THRESHOLD = 0.5  # similarity at or above which a colour belongs to the target group
+DEFAULT_DESTINATION = "#808080"  # mid grey: where the colour corpora redirect a concept by default
+ACHROMATIC_SATURATION = 0.1  # a destination this unsaturated is labelled by lightness alone (no hue)
+LIGHTNESS_WIDTH = 0.25  # width of the lightness window of the achromatic labels (HSV value)
 
 
 @dataclass(frozen=True)
@@ -89,3 +96,36 @@ def label_probability(sim: torch.Tensor, peak: float = 0.08, power: float = 8.0)
 def exact_labels(sim: torch.Tensor, threshold: float = TARGET_THRESHOLD) -> torch.Tensor:
     """Exact membership of the target group `[N]` bool, for evaluation (no draws)."""
     return sim >= threshold
+
+
+def achromatic_probability(rgb: torch.Tensor, value: float, peak: float = 1.0, power: float = 3.0,
+                           width: float = LIGHTNESS_WIDTH) -> torch.Tensor:
+    """Label probability of an achromatic destination, `peak·(1 − s)^power·exp(−((v − value)/width)²)` `[N]`.
+
+    `s`, `v` are HSV saturation and value of colours `[N, 3]`: hue never enters, so a pale red
+    and a pale cyan of the same saturation and lightness get the same label, and the
+    probability peaks at the grey of lightness `value` (`peak` there), falling off for
+    black, white and every saturated colour. docs/method.md §10's prototype used power 3
+    and value 0.55.
+    """
+    if not 0.0 <= peak <= 1.0:
+        raise AnchorDataError(f"`destination_peak` must be a probability in [0, 1], got {peak}")
+    if power <= 0:
+        raise AnchorDataError(f"`destination_power` must be > 0, got {power}")
+    hsv = rgb_to_hsv(rgb.float())
+    s, v = hsv[..., 1], hsv[..., 2]
+    return peak * (1.0 - s).clamp(0.0, 1.0).pow(power) * torch.exp(-((v - value) / width).pow(2))
+
+
+def is_achromatic(colour: ColourTarget) -> bool:
+    """True for a grey (saturation ≤ `ACHROMATIC_SATURATION`): its hue means nothing."""
+    return float(rgb_to_hsv(torch.tensor(colour.rgb))[1]) <= ACHROMATIC_SATURATION
+
+
+def destination_probability(rgb: torch.Tensor, destination: ColourTarget, peak: float = 1.0,
+                            power: float = 3.0) -> torch.Tensor:
+    """Label probability `[N]` of a redirect destination: achromatic labels for a grey, else `peak·sim^power`."""
+    if is_achromatic(destination):
+        value = float(rgb_to_hsv(torch.tensor(destination.rgb))[2])
+        return achromatic_probability(rgb, value, peak, power)
+    return label_probability(similarity(rgb, destination), peak, power)

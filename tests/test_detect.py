@@ -89,6 +89,17 @@ def test_detect_reads_an_axis_concept_and_runs_without_gradients():
     assert torch.allclose(scores, expected, atol=1e-6)
 
 
+def test_a_concept_at_the_opposite_pole_scores_the_negated_alignment():
+    from anchor_hf import detect
+
+    model, _ = planted()
+    cfg = AnchorConfig(layers=[0, 1], concepts=[ConceptAnchor(name="up", dims=[3], repel_kind="hinge"),
+                                                ConceptAnchor(name="down", dims=[3], pole=-1, repel_kind="hinge")])
+    ids = torch.tensor([[5, 6, 57, 7]])
+    up, down = detect(model, cfg, "up", ids, reduce=None), detect(model, cfg, "down", ids, reduce=None)
+    assert torch.allclose(down, -up) and up.abs().max() > 0.01
+
+
 @pytest.mark.parametrize("kwargs, error, message", [
     (dict(concept="blue"), AnchorConfigError, r"unknown concept 'blue'"),
     (dict(reduce="mean"), AnchorInterventionError, r"`reduce` must be 'max' or None, got 'mean'"),

@@ -22,7 +22,7 @@ from torch import nn
 from ..binding import bind
 from ..capture import HiddenStateCapture
 from ..config import AnchorConfig
-from ..geometry import alignment, coordinates
+from ..geometry import alignment, concept_place, coordinates
 from ..layers import unwrap_model
 from .targets import AnchorInterventionError, check_model
 
@@ -53,8 +53,8 @@ def detect(model: nn.Module, cfg: AnchorConfig, concept: str, input_ids: torch.T
     if reduce not in ("max", None):
         raise AnchorInterventionError(f"`reduce` must be 'max' or None, got {reduce!r}")
     binding = bind(cfg, model)
-    basis = binding.basis(concept)  # AnchorConfigError naming the known concepts
-    dims = cfg.concept(concept).dims
+    binding.basis(concept)  # AnchorConfigError naming the known concepts
+    basis, dims = concept_place(binding.config.concept(concept), binding.hidden_size)  # a pole -1 place signed
     ids, live = _check_inputs(input_ids, attention_mask)
     device = next(model.parameters()).device
     ids, live = ids.to(device), live.to(device)

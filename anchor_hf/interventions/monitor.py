@@ -22,7 +22,7 @@ from torch import nn
 from ..binding import bind
 from ..capture import HiddenStateCapture
 from ..config import AnchorConfig
-from ..geometry import alignment, coordinates
+from ..geometry import alignment, concept_place, coordinates
 from .targets import AnchorInterventionError, check_model, check_number
 
 
@@ -50,8 +50,8 @@ class ConceptMonitor:
         check_model(model)
         self.threshold = check_number("threshold", threshold, low=-1.0, high=1.0)
         binding = bind(cfg, model)
-        self.basis = binding.basis(concept)  # AnchorConfigError naming the known concepts
-        self.dims = cfg.concept(concept).dims
+        binding.basis(concept)  # AnchorConfigError naming the known concepts
+        self.basis, self.dims = concept_place(binding.config.concept(concept), binding.hidden_size)
         self.stop = bool(stop)
         self.end_token_ids = torch.tensor(_end_tokens(model) if end_token_ids is None else list(end_token_ids))
         self._capture = HiddenStateCapture(binding.modules, binding.names)

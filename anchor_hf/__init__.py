@@ -20,6 +20,8 @@ _LAZY = {
     "AnchorDataCollator": "collator",
     "HiddenStateCapture": "capture",
     "resolve_layers": "layers",
+    "detect": "interventions",
+    "ConceptMonitor": "interventions",
     "suppress": "interventions",
     "steer": "interventions",
     "repel": "interventions",

@@ -39,7 +39,8 @@ class HiddenStateCapture:
         states = capture.states  # one [B, T, D] tensor per module, graph attached
 
     Only the first call of each module inside the block is kept (a later call, e.g. a
-    shared block applied twice, is ignored), so `states` lines up with `modules`.
+    shared block applied twice, is ignored), so `states` lines up with `modules`; `clear()`
+    starts over, for a capture that spans several forwards (generation steps).
     """
 
     def __init__(self, modules: Sequence[nn.Module], names: Sequence[str] | None = None) -> None:
@@ -71,6 +72,10 @@ class HiddenStateCapture:
 
     def __exit__(self, *exc: Any) -> None:
         self.remove()
+
+    def clear(self) -> None:
+        """Forget the recorded states, so the next forward is recorded (one capture over many forwards)."""
+        self._states = [None] * len(self.modules)
 
     def remove(self) -> None:
         """Stop recording and remove every hook this capture registered."""

@@ -9,6 +9,7 @@ for evaluation are probabilities of 0 or 1).
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 from collections.abc import Sequence
@@ -65,6 +66,16 @@ class AnchorCollatorBase:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.generator.set_state(torch.tensor(state["generator"], dtype=torch.uint8))
+
+    def expected(self) -> "AnchorCollatorBase":
+        """A copy that weighs each label by its probability instead of drawing (for evaluation).
+
+        Evaluation with it is deterministic, and it never advances the training draws (the
+        generator is shared, but `expected` never reads it).
+        """
+        view = copy.copy(self)
+        view.draw = "expected"
+        return view
 
     def draw_labels(self, probs: torch.Tensor) -> torch.Tensor:
         """Per-visit labels: Bernoulli draws of `probs` (or the probabilities themselves when `expected`)."""

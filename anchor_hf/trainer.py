@@ -125,6 +125,25 @@ class AnchorTrainerMixin(AnchorCheckpointMixin):
         extra = [c for c in self.data_collator.columns if c not in self._signature_columns]
         self._signature_columns = list(self._signature_columns) + extra
 
+    # Evaluation weighs labels by their probabilities instead of drawing them, so two evaluations of
+    # the same weights give the same numbers and evaluating never advances the training draws.
+    def get_eval_dataloader(self, eval_dataset: Any = None) -> Any:
+        with self._expected_labels():
+            return super().get_eval_dataloader(eval_dataset)
+
+    def get_test_dataloader(self, test_dataset: Any) -> Any:
+        with self._expected_labels():
+            return super().get_test_dataloader(test_dataset)
+
+    @contextlib.contextmanager
+    def _expected_labels(self) -> Any:
+        collator = self.data_collator
+        self.data_collator = collator.expected()
+        try:
+            yield
+        finally:
+            self.data_collator = collator
+
     # ------------------------------------------------------------------ weights
     def _progress(self) -> tuple[float, float]:
         """(training progress in [0, 1], LR-warmup fraction) for the schedules."""
@@ -198,10 +217,11 @@ class AnchorTrainerMixin(AnchorCheckpointMixin):
         share = self._anchor_window_batches * self._anchor_window_processes if window is not None else 1
         term_weights = dataclasses.replace(weights, separation=weights.separation / share,
                                            exclusive=[w / share for w in weights.exclusive])
+        # evaluation samples the separation states with a fixed seed: two evaluations give the same numbers
+        generator = None if training else torch.Generator().manual_seed(0)
         anchor_loss, stats = self._anchor_regularizer(states, masks_from_batch(anchor), term_weights,
-                                                      denominators=window)
-        if not model.training:  # in eval the task loss is a plain mean, comparable with an un-anchored run
-            stats["task_loss"] = loss.detach().float()
+                                                      denominators=window, generator=generator)
+        stats["task_loss"] = loss.detach().float() * (self._task_loss_share(num_items_in_batch) if training else 1.0)
         self._record(stats, anchor_loss, weights, "train" if model.training else "eval", share)
         if training:
             self._check_anchor_gradient(anchor_loss, weights)
@@ -221,6 +241,14 @@ class AnchorTrainerMixin(AnchorCheckpointMixin):
         bases = [self._anchor_regularizer.bases[i] for i in routed]
         return GradientRouter(self._anchor_modules, bases, labelled)
 
+    def _loss_is_scaled(self, num_items_in_batch: Any) -> bool:
+        """Whether the task loss is already a partial sum of the step's mean (Trainer then skips `/ GA`)."""
+        scaled = getattr(self, "loss_is_scaled_for_ga", None)
+        if scaled is None:
+            scaled = (self.model_accepts_loss_kwargs and num_items_in_batch is not None) \
+                or self.compute_loss_func is not None
+        return bool(scaled)
+
     def _anchor_loss_scale(self, num_items_in_batch: Any, windowed: bool) -> float:
         """Factor that makes the windowed anchor term come out right after Trainer's own scaling.
 
@@ -231,12 +259,21 @@ class AnchorTrainerMixin(AnchorCheckpointMixin):
         """
         if not windowed:
             return 1.0
-        scaled = getattr(self, "loss_is_scaled_for_ga", None)
-        if scaled is None:
-            scaled = (self.model_accepts_loss_kwargs and num_items_in_batch is not None) \
-                or self.compute_loss_func is not None
-        scale = 1.0 if scaled else float(self.current_gradient_accumulation_steps)
+        scale = 1.0 if self._loss_is_scaled(num_items_in_batch) else float(self.current_gradient_accumulation_steps)
         return scale * self._anchor_window_processes
+
+    def _task_loss_share(self, num_items_in_batch: Any) -> float:
+        """Factor that makes the logged `anchor/task_loss` the task part of Trainer's logged `loss`.
+
+        Trainer logs `loss` as the sum over a step's micro-batches of what `training_step`
+        returns (the task loss divided by the accumulation steps unless already scaled), and
+        `log` averages the records of all micro-batches: so each record is its micro-batch's
+        part times the number of micro-batches, as for the windowed anchor terms.
+        """
+        batches = self._anchor_window_batches
+        if self._loss_is_scaled(num_items_in_batch):
+            return float(batches)
+        return batches / float(self.current_gradient_accumulation_steps)
 
     def _check_state_width(self, states: list[torch.Tensor]) -> None:
         """Once: the captured states must have the width the directions were built for."""

@@ -1,6 +1,7 @@
-"""Use an anchored concept: suppress, repel, steer or redirect it reversibly, or ablate/redirect it for good.
+"""Use an anchored concept: detect it, suppress, repel, steer or redirect it reversibly, or ablate/redirect it for good.
 
-    from anchor_hf.interventions import suppress, repel, steer, redirect, ablate, redirect_weights
+    from anchor_hf.interventions import detect, suppress, repel, steer, redirect, ablate, redirect_weights
+    scores = detect(model, cfg, "red", input_ids, attention_mask=mask)   # [B], no search
     with suppress(model, cfg, "red"):   # hooks removed on exit, also on error
         ...
     with redirect(model, cfg, "red"):   # move the concept to its destination (docs/method.md §10)
@@ -9,11 +10,14 @@
 
 `transforms` holds the pure tensor edits, `sites` the hook machinery, `hooks` and `redirect`
 the reversible interventions, `positions` which positions they edit, `ablation` the weight
-edits, `targets` the argument checks shared by all of them.
+edits, `detector` and `monitor` read the place without changing anything, `targets` the
+argument checks shared by all of them.
 """
 
 from .ablation import LAYOUTS, ablate, ablate_axes, redirect_weights, residual_writes
+from .detector import detect
 from .hooks import repel, steer, suppress
+from .monitor import ConceptMonitor
 from .positions import Positions, PositionTracker, check_positions
 from .redirect import redirect
 from .sites import InterventionHandle, active_sites
@@ -21,7 +25,8 @@ from .targets import AnchorInterventionError, AnchorInterventionTypeError, Desti
 from .transforms import (add_direction, falloff, orthogonal_fallback, project_out, redirect_states,
                          rotate_to_alignment)
 
-__all__ = ["suppress", "repel", "steer", "redirect", "ablate", "ablate_axes", "redirect_weights", "residual_writes",
-           "InterventionHandle", "active_sites", "AnchorInterventionError", "AnchorInterventionTypeError", "LAYOUTS",
-           "Positions", "PositionTracker", "check_positions", "Destination", "resolve_destination",
-           "project_out", "falloff", "rotate_to_alignment", "add_direction", "orthogonal_fallback", "redirect_states"]
+__all__ = ["detect", "ConceptMonitor", "suppress", "repel", "steer", "redirect", "ablate", "ablate_axes",
+           "redirect_weights", "residual_writes", "InterventionHandle", "active_sites", "AnchorInterventionError",
+           "AnchorInterventionTypeError", "LAYOUTS", "Positions", "PositionTracker", "check_positions", "Destination",
+           "resolve_destination", "project_out", "falloff", "rotate_to_alignment", "add_direction",
+           "orthogonal_fallback", "redirect_states"]

@@ -96,7 +96,9 @@ def mellowmax_pool(x: torch.Tensor, spans: torch.Tensor, tau: float | None) -> t
     concept-blind shift of all tokens cannot satisfy it. Its gradient over a span is
     softmin weights that are non-negative and sum to 1, so λ means the same at every τ.
     τ → ∞ gives the span mean, τ → 0 the hard minimum; `tau=None` is the plain mean.
-    The span minimum is subtracted inside the exp for stability. Rows without a span give 0.
+    Written as a masked log-sum-exp, `−τ·(logsumexp_{t∈span}(−x_t/τ) − log|span|)`: positions
+    outside the span enter as −∞, never as an `exp` that overflows and is masked afterwards
+    (that gives `0·∞ = NaN` in the backward pass at small τ). Rows without a span give 0.
     """
     spans = spans.bool()
     count = spans.sum(-1)  # [B]
@@ -104,13 +106,9 @@ def mellowmax_pool(x: torch.Tensor, spans: torch.Tensor, tau: float | None) -> t
     if tau is None:
         pooled = (x * spans).sum(-1) / count.clamp_min(1)
         return torch.where(has_span, pooled, torch.zeros_like(pooled))
-    big = torch.finfo(x.dtype).max
-    x_in = torch.where(spans, x, torch.full_like(x, big))
-    x_min = x_in.min(-1, keepdim=True).values.detach()  # [B, 1]
-    x_min = torch.where(has_span.unsqueeze(-1), x_min, torch.zeros_like(x_min))
-    z = torch.where(spans, torch.exp(-(x - x_min) / tau), torch.zeros_like(x))  # [B, T], each ≤ 1
-    mean = z.sum(-1) / count.clamp_min(1)
-    pooled = x_min.squeeze(-1) - tau * torch.log(mean.clamp_min(torch.finfo(x.dtype).tiny))
+    logits = torch.where(spans, -x / tau, torch.full_like(x, -float("inf")))  # [B, T]
+    logits = torch.where(has_span.unsqueeze(-1), logits, torch.zeros_like(logits))  # spanless rows: dropped below
+    pooled = -tau * (torch.logsumexp(logits, -1) - torch.log(count.clamp_min(1).to(x.dtype)))
     return torch.where(has_span, pooled, torch.zeros_like(pooled))
 
 

@@ -72,6 +72,18 @@ def test_mellowmax_pool_is_stable_at_tiny_tau_and_zero_without_span():
     assert torch.isfinite(x.grad).all() and (x.grad[1] == 0).all()
 
 
+def test_mellowmax_pool_gradient_is_finite_when_positions_outside_the_span_are_closer():
+    """A position outside the span with a smaller misalignment than the span's minimum would
+    overflow `exp(-(x - x_min)/τ)` before masking; its gradient must be exactly 0, not NaN."""
+    x = torch.tensor([[0.0, 0.95, 1.0]], requires_grad=True)
+    spans = torch.tensor([[False, True, True]])
+    for tau in (0.01, 1e-4):
+        (grad,) = torch.autograd.grad(mellowmax_pool(x, spans, tau).sum(), x)
+        assert torch.isfinite(grad).all(), (tau, grad)
+        assert grad[0, 0] == 0 and torch.allclose(grad.sum(), torch.tensor(1.0), atol=1e-6)
+    assert torch.allclose(mellowmax_pool(x, spans, 1e-4), torch.tensor([0.95]), atol=1e-3)  # the span's minimum
+
+
 def test_separation_is_negligible_unless_states_nearly_coincide():
     far = unit(torch.eye(4))
     assert separation_loss(far, 100.0) < 1e-20

@@ -10,7 +10,8 @@ from importlib import import_module
 from typing import Any
 
 from .config import AnchorConfig, ConceptAnchor, Schedule
-from .errors import AnchorCheckpointError, AnchorConfigError, AnchorDataError, AnchorError, AnchorLayerError
+from .errors import (AnchorCheckpointError, AnchorConfigError, AnchorDataError, AnchorError, AnchorLayerError,
+                     AnchorTrainingError)
 
 __version__ = "0.1.0"
 
@@ -34,7 +35,7 @@ _LAZY = {
 }
 
 __all__ = ["AnchorConfig", "ConceptAnchor", "Schedule", "AnchorError", "AnchorConfigError", "AnchorLayerError",
-           "AnchorDataError", "AnchorCheckpointError", "__version__", *_LAZY]
+           "AnchorDataError", "AnchorCheckpointError", "AnchorTrainingError", "__version__", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

@@ -11,7 +11,7 @@ Overrides, each for one reason:
 - `create_model_card`, `_push_from_checkpoint`: share `anchor_config.json` and a card listing
   the anchored concepts (`anchor_hf.hub`).
 It expects the attributes `AnchorTrainerMixin` sets (`anchor_config`, `_anchor_dose`,
-`_anchor_draw_state`, `_anchor_staging`, `_anchor_pending_push`).
+`_anchor_draw_state`, `_anchor_staging`, `_anchor_pending_push`) and its `_raise_if_nonfinite`.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ class AnchorCheckpointMixin:
         return os.path.join(run_dir, STAGING_DIR) if self._anchor_staging else run_dir
 
     def _save_checkpoint(self, model: torch.nn.Module, trial: Any) -> None:
+        self._raise_if_nonfinite()  # a checkpoint of a NaN model would only be resumed into the same failure
         run_dir = self._get_output_dir(trial)
         name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
         staged, final = os.path.join(run_dir, STAGING_DIR, name), os.path.join(run_dir, name)

@@ -24,3 +24,7 @@ class AnchorDataError(AnchorError, ValueError):
 
 class AnchorCheckpointError(AnchorError, ValueError):
     """A saved `anchor_config.json` is corrupt, too new, or does not fit the model."""
+
+
+class AnchorTrainingError(AnchorError, RuntimeError):
+    """Training cannot go on correctly: the anchor term became non-finite, or lost its gradient."""

@@ -87,6 +87,9 @@ class AnchorRegularizer:
         self._columns = [columns[c] for c in range(len(self.concepts))]
         # running off-axis class means per concept and layer: (labelled [D], unlabelled [D]) or None
         self.running_means: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor] | None] = {}
+        # `[C + 1, L]` detached: each concept's weighted term at each layer in the last call, then separation.
+        # The trainer checks it for non-finite values on the device (no host sync per step).
+        self.last_terms: torch.Tensor | None = None
 
     def __call__(self, states: Sequence[torch.Tensor], masks: AnchorMasks, weights: AnchorWeights,
                  denominators: torch.Tensor | None = None,
@@ -113,6 +116,7 @@ class AnchorRegularizer:
         n_layers = len(states)
         loss = states[0].new_zeros((), dtype=torch.float32)
         stats: dict[str, torch.Tensor] = {}
+        terms = []  # per concept: its weighted term at each layer [L], for `last_terms`
         # all layers at once: a term summed over [L, B, T] is the sum of the per-layer sums
         all_coords = torch.stack([self._coordinates(h) for h in states])  # [L, B, T, K]
         for c, concept in enumerate(self.concepts):
@@ -123,59 +127,68 @@ class AnchorRegularizer:
             coords = all_coords[..., self._columns[c]]  # [L, B, T, k]
             x = misalignment(coords)  # [L, B, T]
             pooled = mellowmax_pool(x, span_m, concept.tau)  # [L, B]
-            attract_total = ((span_w * pooled).sum() + (token_w * x).sum()) / (denominators[c] + EPS)
-            repel_total = (repulsion(coords, concept.repel_kind) * live).sum() / denominators[-1].clamp_min(1.0)
+            attract = ((span_w * pooled).sum(-1) + (token_w * x).sum((-2, -1))) / (denominators[c] + EPS)  # [L]
+            repel = (repulsion(coords, concept.repel_kind) * live).sum((-2, -1)) / denominators[-1].clamp_min(1.0)
             with torch.no_grad():  # every layer has the same count, so the mean over [L, B, T] is the layer mean
                 cos = alignment(coords)
                 cos_lab = _masked_mean(cos, labelled_tokens.expand_as(cos))
                 cos_unlab = _masked_mean(cos, (live & ~labelled_tokens).expand_as(cos))
+            term = attract.new_zeros(n_layers)  # [L]
             if weights.attract[c] > 0:
-                loss = loss + weights.attract[c] * attract_total / n_layers
+                term = term + weights.attract[c] * attract
             if weights.repel[c] > 0:
-                loss = loss + weights.repel[c] * repel_total / n_layers
+                term = term + weights.repel[c] * repel
             prefix = concept.name
-            stats[f"{prefix}/attract"] = (attract_total / n_layers).detach()
-            stats[f"{prefix}/repel"] = (repel_total / n_layers).detach()
+            stats[f"{prefix}/attract"] = (attract.sum() / n_layers).detach()
+            stats[f"{prefix}/repel"] = (repel.sum() / n_layers).detach()
             stats[f"{prefix}/cos_labelled"] = cos_lab
             stats[f"{prefix}/cos_unlabelled"] = cos_unlab
             stats[f"{prefix}/labels"] = ((span_w > 0).sum() + (token_w > 0).sum()).float()
             exclusive = weights.exclusive[c] if c < len(weights.exclusive) else 0.0
             if exclusive > 0:
                 label_w = token_w + span_w.unsqueeze(-1) * span_m  # [B, T] label weight per position
-                term, gap = self._exclusivity(c, states, label_w, live & ~labelled_tokens)
-                loss = loss + exclusive * term / n_layers
+                by_layer, gap = self._exclusivity(c, states, label_w, live & ~labelled_tokens)
+                term = term + exclusive * by_layer
                 stats[f"{prefix}/exclusive_gap"] = gap
+            if weights.attract[c] > 0 or weights.repel[c] > 0 or exclusive > 0:
+                loss = loss + term.sum() / n_layers
+            terms.append(term.detach())
+        separation = loss.new_zeros(n_layers)
         if weights.separation > 0:
             positions = live.reshape(-1).nonzero().squeeze(1)  # [N] live positions, found once for all layers
-            sep = sum(self._separation(h, positions, generator) for h in states) / n_layers
-            loss = loss + weights.separation * sep
-            stats["separation"] = sep.detach()
+            per_layer = torch.stack([self._separation(h, positions, generator) for h in states])  # [L]
+            separation = weights.separation * per_layer
+            loss = loss + separation.sum() / n_layers
+            stats["separation"] = (per_layer.sum() / n_layers).detach()
+        self.last_terms = torch.stack([*terms, separation.detach()])
         return loss, stats
 
     def _exclusivity(self, c: int, states: Sequence[torch.Tensor], label_w: torch.Tensor,
                      unlabelled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Exclusivity term summed over layers, and the mean norm of the running gaps it used (NaN if none yet).
+        """Exclusivity term per layer `[L]`, and the mean norm of the running gaps it used (NaN if none yet).
 
         The gap `μ₁ − μ₀` of each (concept, layer) comes from running means of the off-axis
         states as of before this batch (`geometry.exclusivity_loss`); they are updated only
         from batches with a gradient (training), so evaluation never moves them.
         """
         concept, basis = self.concepts[c], self.bases[c]
-        total = states[0].new_zeros((), dtype=torch.float32)
+        by_layer = []
         gaps = []
         for layer, h in enumerate(states):
             off = off_axis(unit(h), basis)  # [B, T, D]
             running = self.running_means.get((c, layer))
+            term = off.new_zeros(())
             if running is not None:
                 gap = (running[0] - running[1]).to(off.device)
-                total = total + exclusivity_loss(off, label_w, unlabelled, gap)
+                term = exclusivity_loss(off, label_w, unlabelled, gap)
                 gaps.append(gap.norm())
+            by_layer.append(term)
             if h.requires_grad:
                 with torch.no_grad():
                     self.running_means[(c, layer)] = _update_means(running, off.detach(), label_w, unlabelled,
                                                                    concept.exclusive_momentum)
-        gap_norm = torch.stack(gaps).mean() if gaps else total.new_tensor(float("nan"))
-        return total, gap_norm
+        gap_norm = torch.stack(gaps).mean() if gaps else by_layer[0].new_tensor(float("nan"))
+        return torch.stack(by_layer), gap_norm
 
     def _coordinates(self, h: torch.Tensor) -> torch.Tensor:
         """Coordinates of `h_hat` for every concept, `[B, T, D] -> [B, T, K]` (columns per `self._columns`)."""

@@ -1,0 +1,82 @@
+"""AnchorTrainer refuses what would make a run fail silently: non-finite terms, bad rows, no labels."""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+
+import pytest
+import torch
+
+from anchor_hf import AnchorConfig, ConceptAnchor
+from anchor_hf.errors import AnchorTrainingError
+from tiny import make_model
+from trainer_utils import anchor_config, anchored_trainer, exact_rows, sgd_args
+
+
+def test_tiny_tau_trains_to_finite_weights_and_gradient_norms(tmp_path, tokenizer):
+    """Padded positions sit outside every span; at τ = 1e-4 their `exp` used to overflow and
+    turn the gradient into NaN from the first step while `train()` returned normally."""
+    model = make_model("llama")
+    trainer = anchored_trainer(model, tokenizer, sgd_args(tmp_path, steps=2, max_grad_norm=1.0, learning_rate=0.05),
+                               anchor_config(tau=1e-4), exact_rows())
+    trainer.train()
+    norms = [e["grad_norm"] for e in trainer.state.log_history if "grad_norm" in e]
+    assert norms and all(math.isfinite(n) for n in norms)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_a_huge_attract_weight_stops_training_naming_concept_layer_and_step(tmp_path, tokenizer):
+    """attract = 1e30 moves the weights by ~1e30 at step 1, so step 2's states and anchor term are
+    non-finite; the run must stop with an error, never return a NaN model as a success."""
+    cfg = AnchorConfig(layers=[0, 1], concepts=[ConceptAnchor(name="red", dims=[3], attract=1e30, repel=0.0)])
+    trainer = anchored_trainer(make_model("llama"), tokenizer, sgd_args(tmp_path, steps=4), cfg, exact_rows())
+    with pytest.raises(AnchorTrainingError, match=r"concept 'red' at layer 'model.layers.0' became non-finite "
+                                                  r"at step 2.*attract = 1e\+30"):
+        trainer.train()
+
+
+def test_a_non_finite_term_is_caught_before_a_checkpoint_is_written(tmp_path, tokenizer):
+    cfg = AnchorConfig(layers=[1], concepts=[ConceptAnchor(name="red", dims=[3], attract=1e30)])
+    args = sgd_args(tmp_path, steps=4, logging_steps=100, save_strategy="steps", save_steps=2)
+    trainer = anchored_trainer(make_model("llama"), tokenizer, args, cfg, exact_rows())
+    with pytest.raises(AnchorTrainingError, match=r"concept 'red' at layer 'model.layers.1' became non-finite"):
+        trainer.train()
+    assert not list(tmp_path.glob("checkpoint-*"))
+
+
+def test_the_finiteness_check_reads_nothing_back_from_the_device_per_step(tmp_path, tokenizer, monkeypatch):
+    """The check keeps a flag on the device and reads it when metrics are logged: anchor_hf's code
+    in a training step converts no tensor to a Python value (each would be a host sync on a GPU)."""
+    trainer = anchored_trainer(make_model("llama"), tokenizer, sgd_args(tmp_path), anchor_config(), exact_rows())
+    batch = trainer.data_collator(exact_rows()[:4])
+    trainer.model.train()
+    reads = []
+    for name in ("item", "tolist", "__bool__", "__float__", "__int__"):
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *a, _original=original, _name=name, **kw):
+            caller = sys._getframe(1).f_code.co_filename
+            if f"{os.sep}anchor_hf{os.sep}" in caller:  # the model's own forward (transformers) may read masks
+                reads.append((_name, caller))
+            return _original(self, *a, **kw)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    trainer.compute_loss(trainer.model, batch)
+    monkeypatch.undo()
+    assert reads == []
+    assert trainer._anchor_fault is not None  # control: the check ran
+
+
+def test_an_exclusivity_only_config_inside_a_reentrant_checkpoint_is_refused(tmp_path, tokenizer):
+    """The exclusivity term is 0 until its running means exist, and they never update from states
+    without a gradient: the run would train with no anchor gradient at all."""
+    args = sgd_args(tmp_path, steps=3, activation_checkpointing=True,
+                    activation_checkpointing_kwargs={"use_reentrant": True})
+    cfg = AnchorConfig(layers=["model.layers.0.mlp"], concepts=[ConceptAnchor(
+        name="red", dims=[3], attract=0.0, repel=0.0, exclusive=1.0, exclusive_momentum=0.5)])
+    trainer = anchored_trainer(make_model("llama"), tokenizer, args, cfg, exact_rows())
+    with pytest.raises(AnchorTrainingError, match=r"no gradient although its weights are > 0.*'model.layers.0.mlp'"
+                                                  r".*use_reentrant': False"):
+        trainer.train()

@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, field
+from contextvars import ContextVar
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from .errors import AnchorConfigError
 
 OPPOSITE = "opposite"  # `destination` value: the concept's own opposite pole, untrained
 ORTHOGONAL_TOL = 1e-6  # |cos| below which two places count as orthogonal (float rounding of a unit vector)
+# Columns the model reads: a concept's labels or span stored under one of these would be fed to the model.
+MODEL_COLUMNS = ("input_ids", "attention_mask", "labels", "position_ids", "token_type_ids")
+
+# Where a ConceptAnchor or Schedule being built sits inside an AnchorConfig (`concepts[1]`), so the
+# checks it runs on itself name that path; built alone, it names its class (`ConceptAnchor.tau`).
+_PATH: ContextVar[str | None] = ContextVar("anchor_config_path", default=None)
 
 Shape = Literal["minjerk", "linear", "flat"]
 RepelKind = Literal["square", "hinge"]
@@ -29,6 +36,40 @@ def check_number(path: str, value: Any, *, low: float | None = None, low_open: b
         raise AnchorConfigError(f"`{path}` must be {'>' if low_open else '>='} {low:g}, got {value!r}")
     if high is not None and value > high:
         raise AnchorConfigError(f"`{path}` must be <= {high:g}, got {value!r}")
+
+
+def build(cls: type, value: Any, path: str) -> Any:
+    """`value` as a `cls` (`Schedule` or `ConceptAnchor`): kept if it is one, built if it is a mapping.
+
+    A mapping is built with `path` as the place its own checks name (`concepts[1].tau`).
+    """
+    if isinstance(value, cls):
+        return value
+    if not isinstance(value, dict):
+        raise AnchorConfigError(f"`{path}` must be a {cls.__name__}, a mapping of its fields or None, "
+                                f"got {type(value).__name__}")
+    allowed = [f.name for f in fields(cls)]
+    unknown = sorted(set(value) - set(allowed))
+    if unknown:
+        raise AnchorConfigError(f"`{path}` has unknown fields {unknown}; allowed {allowed}")
+    token = _PATH.set(path)
+    try:
+        return cls(**value)
+    finally:
+        _PATH.reset(token)
+
+
+def _schedule(value: Any, path: str) -> "Schedule | None":
+    return None if value is None else build(Schedule, value, path)
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _check_column(path: str, value: Any) -> None:
+    if value is not None and (not isinstance(value, str) or not value):
+        raise AnchorConfigError(f"`{path}` must be a non-empty string or None, got {value!r}")
 
 
 def place_cosine(a: "ConceptAnchor", b: "ConceptAnchor") -> float | None:
@@ -79,7 +120,13 @@ class Schedule:
     shape: Shape = field(default="minjerk", metadata={"help": "minjerk, linear or flat."})
     peak: float = field(default=1.0, metadata={"help": "Multiple applied during the hold."})
 
+    def __post_init__(self) -> None:
+        path = _PATH.get() or "Schedule"
+        self.validate(path)
+        self.warn(path)
+
     def validate(self, path: str = "schedule") -> None:
+        """Raise `AnchorConfigError` naming the first field (under `path`) whose value is not allowed."""
         if self.shape not in ("minjerk", "linear", "flat"):
             raise AnchorConfigError(f"`{path}.shape` must be one of 'minjerk', 'linear', 'flat', got {self.shape!r}")
         if self.ramp_end is not None:
@@ -94,10 +141,13 @@ class Schedule:
         if self.ramp_end is not None and self.ramp_end > self.anneal_start:
             raise AnchorConfigError(
                 f"`{path}.ramp_end` ({self.ramp_end}) must be <= `{path}.anneal_start` ({self.anneal_start})")
+
+    def warn(self, path: str) -> None:
+        """Warn about allowed values that are probably a mistake (once, when built)."""
         if self.floor == 0 and self.anneal_start < 1.0 and self.shape != "flat":
             warnings.warn(f"`{path}.floor` is 0: the weight anneals to zero, which lets the task loss "
                           "reclaim the axis (METHOD.md §4); a floor of 0.1 is the published default.",
-                          stacklevel=3)
+                          stacklevel=4)
 
 
 @dataclass
@@ -167,14 +217,17 @@ class ConceptAnchor:
         "help": "Where redirect moves the concept: another concept's name, or 'opposite'."})
 
     def __post_init__(self) -> None:
-        if isinstance(self.attract_schedule, dict):
-            self.attract_schedule = Schedule(**self.attract_schedule)
-        if isinstance(self.repel_schedule, dict):
-            self.repel_schedule = Schedule(**self.repel_schedule)
-        if self.dims is not None:
+        path = _PATH.get() or "ConceptAnchor"
+        self.attract_schedule = _schedule(self.attract_schedule, f"{path}.attract_schedule")
+        self.repel_schedule = _schedule(self.repel_schedule, f"{path}.repel_schedule")
+        if isinstance(self.dims, tuple):
             self.dims = list(self.dims)
-        if self.vector is not None:
+        if hasattr(self.vector, "tolist"):  # a tensor or array
+            self.vector = self.vector.tolist()
+        if isinstance(self.vector, (list, tuple)) and all(_is_number(x) for x in self.vector):
             self.vector = [float(x) for x in self.vector]
+        self.validate(path)
+        self.warn(path)
 
     @property
     def column(self) -> str:
@@ -187,12 +240,28 @@ class ConceptAnchor:
         return len(self.dims) if self.dims is not None else 1
 
     def validate(self, path: str) -> None:
+        """Raise `AnchorConfigError` naming the first field (under `path`) whose value is not allowed."""
         if not isinstance(self.name, str) or not self.name or "/" in self.name:
             raise AnchorConfigError(f"`{path}.name` must be a non-empty string without '/', got {self.name!r}")
+        _check_column(f"{path}.label_column", self.label_column)
+        _check_column(f"{path}.span_column", self.span_column)
+        if self.column in MODEL_COLUMNS:
+            raise AnchorConfigError(
+                f"`{path}` reads its labels from column {self.column!r}, which the model reads "
+                f"({', '.join(MODEL_COLUMNS)}); set `label_column` to a column of its own")
+        if self.span_column in MODEL_COLUMNS:
+            raise AnchorConfigError(f"`{path}.span_column` = {self.span_column!r} is a column the model reads "
+                                    f"({', '.join(MODEL_COLUMNS)}); store the span in a column of its own")
         if (self.dims is None) == (self.vector is None):
             raise AnchorConfigError(
                 f"`{path}` must give exactly one of `dims` (axes) or `vector` (a direction); "
                 f"got dims={self.dims!r}, vector={'set' if self.vector is not None else None}")
+        if self.dims is not None and not isinstance(self.dims, list):
+            raise AnchorConfigError(f"`{path}.dims` must be a list of axes (non-negative ints), got {self.dims!r}"
+                                    + (f"; for one axis write [{self.dims}]" if isinstance(self.dims, int) else ""))
+        if self.vector is not None and (not isinstance(self.vector, list)
+                                        or not all(_is_number(x) for x in self.vector)):
+            raise AnchorConfigError(f"`{path}.vector` must be a list of numbers, got {self.vector!r}")
         if self.dims is not None:
             if not self.dims:
                 raise AnchorConfigError(f"`{path}.dims` must list at least one axis, got []")
@@ -208,8 +277,9 @@ class ConceptAnchor:
                 raise AnchorConfigError(f"`{path}.vector` has zero norm; a direction needs a non-zero vector")
         check_number(f"{path}.attract", self.attract, low=0.0)
         check_number(f"{path}.repel", self.repel, low=0.0)
-        if not isinstance(self.route, bool):
-            raise AnchorConfigError(f"`{path}.route` must be true or false, got {self.route!r}")
+        for flag in ("route", "repel_relative"):  # a string such as "false" would be truthy
+            if not isinstance(getattr(self, flag), bool):
+                raise AnchorConfigError(f"`{path}.{flag}` must be true or false, got {getattr(self, flag)!r}")
         check_number(f"{path}.exclusive", self.exclusive, low=0.0)
         check_number(f"{path}.exclusive_momentum", self.exclusive_momentum, low=0.0)
         if self.exclusive_momentum >= 1.0:
@@ -240,10 +310,16 @@ class ConceptAnchor:
         if self.tau is not None and (isinstance(self.tau, bool) or not isinstance(self.tau, (int, float))
                                      or not math.isfinite(self.tau) or self.tau <= 0):
             raise AnchorConfigError(f"`{path}.tau` must be > 0 or None (mean pull), got {self.tau!r}")
-        if self.attract_schedule is not None:
-            self.attract_schedule.validate(f"{path}.attract_schedule")
-        if self.repel_schedule is not None:
-            self.repel_schedule.validate(f"{path}.repel_schedule")
+        for name in ("attract_schedule", "repel_schedule"):
+            schedule = getattr(self, name)
+            if schedule is not None and not isinstance(schedule, Schedule):
+                raise AnchorConfigError(f"`{path}.{name}` must be a Schedule, a mapping of its fields or None, "
+                                        f"got {type(schedule).__name__}")
+            if schedule is not None:
+                schedule.validate(f"{path}.{name}")
+
+    def warn(self, path: str) -> None:
+        """Warn about allowed values that are probably a mistake (once, when built)."""
         if self.repel_schedule is not None and self.repel == 0:
             warnings.warn(f"`{path}.repel_schedule` is set but `{path}.repel` is 0, so it has no effect",
-                          stacklevel=3)
+                          stacklevel=4)

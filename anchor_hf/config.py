@@ -10,18 +10,27 @@ describes directions in a model's hidden space (METHOD.md §2-§4, docs/method.m
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from .concepts import OPPOSITE, ORTHOGONAL_TOL, ConceptAnchor, RepelKind, Schedule, Shape, check_number, place_cosine
+from .concepts import (MODEL_COLUMNS, OPPOSITE, ORTHOGONAL_TOL, ConceptAnchor, RepelKind, Schedule, Shape, build,
+                       check_number, place_cosine)
 from .errors import AnchorCheckpointError, AnchorConfigError
 
 __all__ = ["AnchorConfig", "ConceptAnchor", "Schedule", "Shape", "RepelKind", "CONFIG_NAME", "FORMAT_VERSION",
-           "OPPOSITE", "place_cosine"]
+           "OPPOSITE", "place_cosine", "MODEL_COLUMNS"]
 
 CONFIG_NAME = "anchor_config.json"
 FORMAT_VERSION = 2  # 2 added `ConceptAnchor.pole` and `ConceptAnchor.destination`; version-1 files still load
+# Largest |cos| between the places of two concepts that still counts as orthogonal. Beyond it one
+# concept's pull drags states into the other's place and the other's push drags them out. Seeded
+# random unit vectors have |cos| ≈ 1/√D (0.04 at D = 576), well inside it.
+PLACE_OVERLAP_TOL = 0.1
+# Smallest cosine between a direction and a subspace at which the direction lies inside it: a
+# concept nested in another's subspace is a hierarchy (the colour autoencoder's red inside its hue plane).
+PLACE_NESTED_COS = 0.999
 
 
 @dataclass
@@ -54,10 +63,16 @@ class AnchorConfig:
     def __post_init__(self) -> None:
         if isinstance(self.layers, (int, str)):
             self.layers = [self.layers]
+        if not isinstance(self.layers, (list, tuple)):
+            raise AnchorConfigError(f"`layers` must be a list of block indices or module-name patterns, "
+                                    f"got {self.layers!r}")
         self.layers = list(self.layers)
-        self.concepts = [ConceptAnchor(**c) if isinstance(c, dict) else c for c in self.concepts]
-        if isinstance(self.separation_schedule, dict):
-            self.separation_schedule = Schedule(**self.separation_schedule)
+        if not isinstance(self.concepts, (list, tuple)):
+            raise AnchorConfigError(f"`concepts` must be a list of ConceptAnchor or mappings, got {self.concepts!r}")
+        self.concepts = [build(ConceptAnchor, c, f"concepts[{i}]") if isinstance(c, dict) else c
+                         for i, c in enumerate(self.concepts)]
+        if self.separation_schedule is not None:
+            self.separation_schedule = build(Schedule, self.separation_schedule, "separation_schedule")
         self.validate()
 
     # ------------------------------------------------------------------ checks
@@ -83,8 +98,14 @@ class AnchorConfig:
         columns = [c.column for c in self.concepts]
         if len(set(columns)) != len(columns):
             raise AnchorConfigError(f"concept label columns must be unique, got {columns}")
+        for i, concept in enumerate(self.concepts):
+            if concept.span_column in columns:
+                owner = self.concepts[columns.index(concept.span_column)].name
+                raise AnchorConfigError(f"`concepts[{i}].span_column` = {concept.span_column!r} is also the label "
+                                        f"column of concept {owner!r}; a span needs a column of its own")
         self._check_axes()
         self._check_destinations()
+        self._check_places()
         check_number("separation", self.separation, low=0.0)
         check_number("separation_power", self.separation_power, low=0.0, low_open=True)
         if isinstance(self.separation_samples, bool) or not isinstance(self.separation_samples, int) \
@@ -92,6 +113,13 @@ class AnchorConfig:
             raise AnchorConfigError(f"`separation_samples` must be an int >= 2, got {self.separation_samples!r}")
         if self.separation_schedule is not None:
             self.separation_schedule.validate("separation_schedule")
+        if self.hidden_size is not None and (isinstance(self.hidden_size, bool)
+                                             or not isinstance(self.hidden_size, int) or self.hidden_size < 1):
+            raise AnchorConfigError(f"`hidden_size` must be a positive int or None, got {self.hidden_size!r}")
+        if self.resolved_layers is not None and (not isinstance(self.resolved_layers, list) or not all(
+                isinstance(name, str) for name in self.resolved_layers)):
+            raise AnchorConfigError(f"`resolved_layers` must be a list of module names or None, "
+                                    f"got {self.resolved_layers!r}")
         if self.hidden_size is not None:
             self.check_hidden_size(self.hidden_size)
 
@@ -115,6 +143,49 @@ class AnchorConfig:
                             f"`concepts[{j}].repel_kind` must be 'hinge': {other.name!r} and {concept.name!r} share "
                             f"axis {d} as opposite poles, and the squared anti-subspace term (ĥ·v̂)² would push the "
                             "other pole's examples off their place; the hinge max(0, ĥ·v̂) does not")
+
+    def _check_places(self) -> None:
+        """Refuse two concepts whose places overlap, unless nested or at opposite poles.
+
+        The overlap is the largest |cos| between a direction of one place and one of the
+        other: `‖v_D‖/‖v‖` for axes `D` and a vector `v`, `|v̂·ŵ|` for two one-direction places
+        (axes are checked by `_check_axes`; distinct axes are orthogonal). Allowed: orthogonal
+        (`≤ PLACE_OVERLAP_TOL`); a vector inside a subspace of several axes (`≥ PLACE_NESTED_COS`,
+        a hierarchy); two one-direction places at opposite poles, under the rule for a shared
+        axis (hinge repels). Two directions that coincide, or partly overlap, are refused.
+        """
+        for j, b in enumerate(self.concepts):
+            for i, a in enumerate(self.concepts[:j]):
+                if a.vector is None and b.vector is None:
+                    continue
+                if a.vector is not None and b.vector is not None and len(a.vector) != len(b.vector):
+                    raise AnchorConfigError(
+                        f"`concepts[{j}].vector` has {len(b.vector)} entries but `concepts[{i}].vector` has "
+                        f"{len(a.vector)}; both must have the hidden size")
+                overlap = _place_overlap(a, b)
+                if overlap is None or overlap <= PLACE_OVERLAP_TOL:
+                    continue
+                if max(a.rank, b.rank) > 1 and overlap >= PLACE_NESTED_COS:
+                    continue
+                cos = place_cosine(a, b) if max(a.rank, b.rank) == 1 else None
+                if cos is not None and cos <= -1.0 + ORTHOGONAL_TOL:
+                    self._check_opposite_poles(i, j)
+                    continue
+                raise AnchorConfigError(
+                    f"the places of `concepts[{i}]` ({a.name!r}) and `concepts[{j}]` ({b.name!r}) overlap: "
+                    f"|cos| = {overlap:.3g} > {PLACE_OVERLAP_TOL:g}; one concept's pull would drag states into the "
+                    "other's place. Give them orthogonal places (other axes, or orthogonalized vectors), put a "
+                    "direction wholly inside a subspace of several axes, or use the opposite pole (`pole` = -1)")
+
+    def _check_opposite_poles(self, i: int, j: int) -> None:
+        """Two concepts at opposite poles of one direction must both repel with the hinge (as on a shared axis)."""
+        a, b = self.concepts[i], self.concepts[j]
+        for k, c in ((i, a), (j, b)):
+            if c.repel > 0 and c.repel_kind != "hinge":
+                raise AnchorConfigError(
+                    f"`concepts[{k}].repel_kind` must be 'hinge': {a.name!r} and {b.name!r} sit at opposite poles "
+                    "of one direction, and the squared anti-subspace term (ĥ·v̂)² would push the other pole's "
+                    "examples off their place; the hinge max(0, ĥ·v̂) does not")
 
     def _check_destinations(self) -> None:
         """Each destination names another one-direction concept, orthogonal to the concept or its opposite pole."""
@@ -172,22 +243,22 @@ class AnchorConfig:
         data = dict(data)
         version = data.pop("format_version", None)
         data.pop("anchor_hf_version", None)
-        if not isinstance(version, int):
+        if version is None:
             raise AnchorCheckpointError(f"{source}: missing or invalid `format_version` (expected an int)")
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise AnchorCheckpointError(f"{source}: `format_version` must be an int in 1..{FORMAT_VERSION}, "
+                                        f"got {version!r}")
         if version > FORMAT_VERSION:
             raise AnchorCheckpointError(
                 f"{source}: `format_version` {version} is newer than this anchor_hf understands "
                 f"({FORMAT_VERSION}); upgrade anchor-hf to load it")
-        if version < 1:
-            raise AnchorCheckpointError(f"{source}: `format_version` {version} is not a version anchor_hf wrote "
-                                        f"(allowed 1..{FORMAT_VERSION})")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise AnchorCheckpointError(f"{source}: unknown fields {unknown}; allowed {sorted(known)}")
         try:
             return cls(**data)
-        except TypeError as err:  # e.g. an unknown key inside a concept
+        except (TypeError, AnchorConfigError) as err:  # a bad value, or an unknown key inside a concept
             raise AnchorCheckpointError(f"{source}: {err}") from err
 
     def save_pretrained(self, save_directory: str | os.PathLike) -> str:
@@ -223,6 +294,26 @@ class AnchorConfig:
         try:
             with open(file, encoding="utf-8") as f:
                 data = json.load(f)
+        except UnicodeDecodeError as err:
+            raise AnchorCheckpointError(f"{file} is not UTF-8 text ({err}); {CONFIG_NAME} is UTF-8 JSON as "
+                                        "`save_pretrained` writes it") from err
         except json.JSONDecodeError as err:
             raise AnchorCheckpointError(f"{file} is not valid JSON ({err})") from err
         return cls.from_dict(data, source=file)
+
+
+def _place_overlap(a: ConceptAnchor, b: ConceptAnchor) -> float | None:
+    """Largest |cos| between a direction of `a`'s place and one of `b`'s (at least one is a vector).
+
+    None when an axis lies beyond the vector (`check_hidden_size` reports that mismatch).
+    """
+    if a.vector is None:
+        a, b = b, a
+    v = a.vector
+    norm_v = math.sqrt(sum(x * x for x in v))
+    if b.vector is None:  # axes: the part of v on them
+        if any(d >= len(v) for d in b.dims):
+            return None
+        return math.sqrt(sum(v[d] ** 2 for d in b.dims)) / norm_v
+    w = b.vector
+    return abs(sum(x * y for x, y in zip(v, w))) / (norm_v * math.sqrt(sum(y * y for y in w)))

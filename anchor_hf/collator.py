@@ -17,9 +17,10 @@ from typing import Any, Literal
 
 import torch
 
-from .config import AnchorConfig
+from .config import MODEL_COLUMNS, AnchorConfig
 from .errors import AnchorDataError
 from .regularizer import AnchorMasks
+from .rows import check_rows, read_ids, read_labels, read_mask, read_span, read_value
 
 SPAN_WEIGHTS = "anchor_span_weights"
 SPAN_MASK = "anchor_span_mask"
@@ -27,7 +28,7 @@ TOKEN_WEIGHTS = "anchor_token_weights"
 SEGMENT_IDS = "anchor_segment_ids"
 WINDOW = "anchor_window"  # [C + 1] denominators over the optimizer step, added by the trainer
 ANCHOR_KEYS = (SPAN_WEIGHTS, SPAN_MASK, TOKEN_WEIGHTS, SEGMENT_IDS, WINDOW)
-MODEL_KEYS = ("input_ids", "attention_mask", "labels", "position_ids", "token_type_ids")
+RANK_SEED_STRIDE = 7919  # label seeds of processes differ by this, so they draw independently
 
 
 def masks_from_batch(batch: dict[str, Any]) -> AnchorMasks:
@@ -51,6 +52,7 @@ class AnchorCollatorBase:
         self.draw = draw
         self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
+        self._process_seed = seed  # `seed` offset by the process index (`seed_for_process`)
         self._worker_seeded = False
 
     # Concept columns must survive `remove_unused_columns`; the trainer asks for them here.
@@ -59,6 +61,15 @@ class AnchorCollatorBase:
         cols = [c.column for c in self.config.concepts]
         cols += [c.span_column for c in self.config.concepts if c.span_column]
         return cols
+
+    def seed_for_process(self, rank: int) -> None:
+        """Restart the label draws from `seed + RANK_SEED_STRIDE·rank` (the trainer calls it per process).
+
+        `seed` itself is left alone, so building a second trainer on this collator gives the
+        same offset again rather than adding it twice.
+        """
+        self._process_seed = self.seed + RANK_SEED_STRIDE * rank
+        self.generator.manual_seed(self._process_seed)
 
     def state_dict(self) -> dict[str, Any]:
         """RNG state of the label draws, so a resumed run draws the same labels."""
@@ -90,7 +101,7 @@ class AnchorCollatorBase:
         self._worker_seeded = True
         info = torch.utils.data.get_worker_info()
         if info is not None:  # each worker holds a copy: without this they would all draw alike
-            self.generator.manual_seed(self.seed + 1000003 * (info.id + 1))
+            self.generator.manual_seed(self._process_seed + 1000003 * (info.id + 1))
 
 
 class AnchorDataCollator(AnchorCollatorBase):
@@ -133,7 +144,7 @@ class AnchorDataCollator(AnchorCollatorBase):
     def __call__(self, features: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
         if not features:
             raise AnchorDataError("cannot collate an empty list of examples")
-        ids = [self._ids(f, i) for i, f in enumerate(features)]
+        ids = [read_ids(f, f"example {i} of the batch") for i, f in enumerate(features)]
         lengths = [len(x) for x in ids]
         t = max(lengths)
         if self.pad_to_multiple_of:
@@ -150,31 +161,26 @@ class AnchorDataCollator(AnchorCollatorBase):
         token_p = torch.zeros((b, c, t))
         extra: dict[str, list[Any]] = {}
         for i, (f, x, n, o) in enumerate(zip(features, ids, lengths, offsets)):
-            sl = slice(o, o + n)
+            where, sl = f"example {i} of the batch", slice(o, o + n)
             input_ids[i, sl] = torch.as_tensor(x, dtype=torch.long)
-            mask = torch.as_tensor(f.get("attention_mask", [1] * n), dtype=torch.long)
-            if mask.shape != (n,):
-                raise AnchorDataError(f"example {i}: `attention_mask` has length {mask.numel()}, "
-                                      f"but `input_ids` has {n}")
+            mask = torch.as_tensor(read_mask(f, where, n), dtype=torch.long)
             attention[i, sl] = mask
-            if "labels" in f and f["labels"] is not None:
-                lab = torch.as_tensor(f["labels"], dtype=torch.long)
-                if lab.shape != (n,):
-                    raise AnchorDataError(f"example {i}: `labels` has length {lab.numel()}, but `input_ids` has {n}")
-                labels[i, sl] = lab
+            lab = read_labels(f, where, n)
+            if lab is not None:
+                labels[i, sl] = torch.as_tensor(lab, dtype=torch.long)
             else:
                 labels[i, sl] = torch.where(mask.bool(), input_ids[i, sl], torch.full_like(mask, -100))
             segment[i, sl] = torch.where(mask.bool(), torch.full_like(mask, i), torch.full_like(mask, -1))
             live = mask.bool()
             for j, concept in enumerate(self.config.concepts):
-                value = self._value(f, i, concept.column, n)
+                value = read_value(f, where, concept.column, n)
                 if isinstance(value, float):
                     span_w[i, j] = value
-                    span_m[i, j, sl] = live & self._span(f, i, concept.span_column, n)
+                    span_m[i, j, sl] = live & torch.as_tensor(read_span(f, where, concept.span_column, n))
                 else:
-                    token_p[i, j, sl] = value
+                    token_p[i, j, sl] = torch.as_tensor(value)
             for key, value in f.items():
-                if key not in MODEL_KEYS and key not in self.columns:
+                if key not in MODEL_COLUMNS and key not in self.columns:
                     extra.setdefault(key, []).append(value)
 
         span_w = self.draw_labels(span_w)
@@ -184,65 +190,11 @@ class AnchorDataCollator(AnchorCollatorBase):
         batch.update(self._extra(extra))
         return batch
 
+    def check_rows(self, dataset: Any, name: str) -> list[float]:
+        """Check every row of `dataset` as `__call__` would; returns each concept's label mass (`rows.check_rows`)."""
+        return check_rows(dataset, self.config, name)
+
     # ------------------------------------------------------------------ helpers
-    @staticmethod
-    def _ids(feature: dict[str, Any], index: int) -> list[int]:
-        if "input_ids" not in feature:
-            raise AnchorDataError(f"example {index} has no `input_ids`; columns present: {sorted(feature)}")
-        ids = feature["input_ids"]
-        ids = ids.tolist() if isinstance(ids, torch.Tensor) else list(ids)
-        if not ids:
-            raise AnchorDataError(f"example {index} has empty `input_ids`")
-        return ids
-
-    @staticmethod
-    def _value(feature: dict[str, Any], index: int, column: str, n: int) -> float | torch.Tensor:
-        if column not in feature:
-            raise AnchorDataError(
-                f"example {index} has no concept label column {column!r}; columns present: {sorted(feature)}. "
-                "Add it (a probability per example or per token), or set `ConceptAnchor.label_column`.")
-        value = feature[column]
-        if isinstance(value, torch.Tensor) and value.dim() == 0:
-            value = value.item()
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            p = float(value)
-            if not 0.0 <= p <= 1.0:
-                raise AnchorDataError(f"example {index}: `{column}` = {p} is not a probability (allowed 0..1)")
-            return p
-        try:
-            probs = torch.as_tensor(value, dtype=torch.float32)
-        except (TypeError, ValueError) as err:
-            raise AnchorDataError(f"example {index}: `{column}` must be a float or a list of floats, "
-                                  f"got {type(value).__name__}") from err
-        if probs.dim() != 1 or probs.numel() != n:
-            raise AnchorDataError(f"example {index}: token-level `{column}` has length {probs.numel()}, "
-                                  f"but `input_ids` has {n}; token labels must align with input_ids")
-        if not bool(((probs >= 0) & (probs <= 1)).all()):
-            raise AnchorDataError(f"example {index}: `{column}` holds values outside [0, 1] "
-                                  f"(min {probs.min().item():.3g}, max {probs.max().item():.3g})")
-        return probs
-
-    @staticmethod
-    def _span(feature: dict[str, Any], index: int, column: str | None, n: int) -> torch.Tensor:
-        if column is None:
-            return torch.ones(n, dtype=torch.bool)
-        if column not in feature:
-            raise AnchorDataError(f"example {index} has no span column {column!r}; columns present: {sorted(feature)}")
-        value = feature[column]
-        value = value.tolist() if isinstance(value, torch.Tensor) else list(value)
-        if len(value) == 2 and n != 2:
-            start, end = int(value[0]), int(value[1])
-            if not 0 <= start < end <= n:
-                raise AnchorDataError(f"example {index}: span `{column}` = [{start}, {end}) is not inside "
-                                      f"0..{n} or is empty")
-            span = torch.zeros(n, dtype=torch.bool)
-            span[start:end] = True
-            return span
-        if len(value) != n:
-            raise AnchorDataError(f"example {index}: span `{column}` has length {len(value)}, but `input_ids` "
-                                  f"has {n}; give 0/1 per token or [start, end)")
-        return torch.as_tensor(value).bool()
-
     def _extra(self, extra: dict[str, list[Any]]) -> dict[str, torch.Tensor]:
         out = {}
         for key, values in extra.items():

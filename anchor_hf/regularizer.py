@@ -39,6 +39,15 @@ class AnchorMasks:
     span_mask: torch.Tensor
     token_weights: torch.Tensor
 
+    def __post_init__(self) -> None:
+        # A label that reaches no live token pulls nothing: drop it, so it neither dilutes the
+        # step's denominator nor counts as a label (token labels on padding, or an example-level
+        # label whose span lies entirely on padding).
+        live = self.live.bool()
+        reaches = (self.span_mask.bool() & live.unsqueeze(1)).any(-1)  # [B, C]
+        self.span_weights = self.span_weights * reaches
+        self.token_weights = self.token_weights * live.unsqueeze(1)
+
     def denominators(self) -> torch.Tensor:
         """`[C + 1]`: total label weight per concept, then the number of live positions."""
         labelled = self.span_weights.sum(0) + self.token_weights.sum((0, 2))

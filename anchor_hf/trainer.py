@@ -34,9 +34,8 @@ from .config import AnchorConfig
 from .errors import AnchorCheckpointError, AnchorConfigError, AnchorDataError, AnchorTrainingError
 from .regularizer import AnchorRegularizer, AnchorWeights
 from .routing import GradientRouter
+from .rows import check_dataset
 from .schedules import DoseMeter, schedule_factor
-
-RANK_SEED_STRIDE = 7919  # label seeds of processes differ by this, so they draw independently
 
 
 class AnchorTrainerMixin(AnchorCheckpointMixin):
@@ -61,7 +60,7 @@ class AnchorTrainerMixin(AnchorCheckpointMixin):
         self.anchor_config = anchor_config
         self._check_collator()
         self._bind_anchor_config()
-        self._check_dataset_columns(getattr(self, "train_dataset", None), "train_dataset")
+        self._check_datasets()
         self._anchor_metrics: dict[str, dict[str, list[torch.Tensor]]] = {"train": defaultdict(list),
                                                                           "eval": defaultdict(list)}
         self._anchor_weight_log: dict[str, dict[str, list[float]]] = {"train": defaultdict(list),
@@ -105,21 +104,17 @@ class AnchorTrainerMixin(AnchorCheckpointMixin):
     def _seed_collator_per_process(self) -> None:
         """Offset the label seed by the process index: with one seed, every process would label
         the same positions of its own batch, correlating the draws the method wants independent."""
-        rank = self.args.process_index
-        collator = self.data_collator
-        if rank > 0 and isinstance(getattr(collator, "seed", None), int):
-            collator.seed += RANK_SEED_STRIDE * rank
-            collator.generator.manual_seed(collator.seed)
+        self.data_collator.seed_for_process(self.args.process_index)
 
-    def _check_dataset_columns(self, dataset: Any, field: str) -> None:
-        columns = getattr(dataset, "column_names", None)
-        if not isinstance(columns, list):  # IterableDataset without features, or a plain list
-            return
-        wanted = self.data_collator.columns
-        missing = [c for c in wanted if c not in columns]
-        if missing:
-            raise AnchorDataError(f"`{field}` has no column {missing}; columns present: {columns}. Each concept "
-                                  "needs a label-probability column (ConceptAnchor.label_column)")
+    def _check_datasets(self) -> None:
+        """Every row of the train and eval sets, before any work (`rows.check_dataset`)."""
+        check_dataset(getattr(self, "train_dataset", None), self.data_collator, "train_dataset", training=True)
+        evaluation = getattr(self, "eval_dataset", None)
+        named = evaluation.items() if isinstance(evaluation, dict) else [(None, evaluation)]
+        for key, dataset in named:
+            if dataset is not None:
+                name = "eval_dataset" if key is None else f"eval_dataset[{key!r}]"
+                check_dataset(dataset, self.data_collator, name, training=False)
 
     # Concept columns must survive `remove_unused_columns` so the collator can read them.
     def _set_signature_columns_if_needed(self) -> None:
@@ -400,8 +395,7 @@ class AnchorTrainerMixin(AnchorCheckpointMixin):
             logs.update({f"{prefix}anchor/{k}": round(float(v), 6) for k, v in zip(keys, local.tolist())
                          if not math.isnan(v)})
             if mode == "train":
-                logs.update({f"anchor/{k.replace('weight', 'dose')}": round(v, 8)
-                             for k, v in self._anchor_dose.dose.items()})
+                logs.update({f"anchor/{_dose_key(k)}": round(v, 8) for k, v in self._anchor_dose.dose.items()})
             metrics.clear()
         super().log(logs, start_time)
 
@@ -412,6 +406,12 @@ class AnchorTrainerMixin(AnchorCheckpointMixin):
         output_dir = output_dir if output_dir is not None else self.args.output_dir
         if self.args.should_save:
             self.anchor_config.save_pretrained(output_dir)
+
+
+def _dose_key(weight_key: str) -> str:
+    """`red/weight_attract` -> `red/dose_attract`: only the leaf is renamed, never the concept's name."""
+    head, sep, leaf = weight_key.rpartition("/")
+    return f"{head}{sep}dose{leaf.removeprefix('weight')}"
 
 
 class AnchorTrainer(AnchorTrainerMixin, Trainer):

@@ -65,14 +65,21 @@ def test_collator_uses_an_explicit_span_column():
 
 
 @pytest.mark.parametrize("row, match", [
-    ({"input_ids": [3, 4]}, r"example 0 has no concept label column 'red'; columns present: \['input_ids'\]"),
+    ({"input_ids": [3, 4]}, r"example 0 of the batch has no concept label column 'red'; columns present: \['input_ids'\]"),
     ({"input_ids": [3, 4], "red": 1.5}, r"`red` = 1.5 is not a probability \(allowed 0..1\)"),
     ({"input_ids": [3, 4], "red": [0.0, 1.0, 1.0]}, r"token-level `red` has length 3, but `input_ids` has 2"),
     ({"input_ids": [3, 4], "red": [0.0, -0.5]}, r"`red` holds values outside \[0, 1\]"),
     ({"input_ids": [3, 4], "red": "yes"}, r"`red` must be a float or a list of floats"),
-    ({"input_ids": [], "red": 0.0}, r"example 0 has empty `input_ids`"),
-    ({"red": 0.0}, r"example 0 has no `input_ids`"),
+    ({"input_ids": [], "red": 0.0}, r"example 0 of the batch has empty `input_ids`"),
+    ({"red": 0.0}, r"example 0 of the batch has no `input_ids`"),
     ({"input_ids": [3, 4], "red": 0.0, "labels": [1]}, r"`labels` has length 1, but `input_ids` has 2"),
+    ({"input_ids": [3, 4], "red": True}, r"example 0 of the batch: `red` holds booleans; a label column holds "
+                                         r"probabilities in \[0, 1\] \(1.0 / 0.0 for exact labels\)"),
+    ({"input_ids": [3, 4], "red": [True, False]}, r"`red` holds booleans"),
+    ({"input_ids": [3, 4], "red": 1.0, "attention_mask": [1, 5]},
+     r"`attention_mask` must hold 0 or 1 per token, got \[1, 5\]"),
+    ({"input_ids": [3, 4.5], "red": 1.0}, r"`input_ids` must be a list of token ids \(ints >= 0\)"),
+    ({"input_ids": [3, 4], "red": float("nan")}, r"`red` = nan is not a probability"),
 ])
 def test_collator_rejects_bad_examples_with_the_column_and_the_rule(row, match):
     cfg = AnchorConfig(concepts=[ConceptAnchor(name="red", dims=[0])])
@@ -83,3 +90,67 @@ def test_collator_rejects_bad_examples_with_the_column_and_the_rule(row, match):
 def test_collator_rejects_unknown_draw_mode():
     with pytest.raises(AnchorDataError, match=r"`draw` must be 'bernoulli' or 'expected', got 'sometimes'"):
         AnchorDataCollator(make_tokenizer(), CFG, draw="sometimes")
+
+
+def span_of(value, n: int) -> list[int]:
+    cfg = AnchorConfig(concepts=[ConceptAnchor(name="red", dims=[0], span_column="red_span")])
+    row = {"input_ids": list(range(3, 3 + n)), "red": 1.0, "red_span": value}
+    return AnchorDataCollator(make_tokenizer(), cfg, draw="expected")([row])["anchor_span_mask"][0, 0].int().tolist()
+
+
+def test_a_start_end_span_on_a_two_token_example_is_read_as_a_span():
+    """`[0, 2)` on a 2-token example used to be read as the 0/1 mask [False, True]."""
+    assert span_of([0, 2], 2) == [1, 1]
+    assert span_of([1, 2], 2) == [0, 1]
+    assert span_of([1, 1], 2) == [1, 1]  # not a valid span: the mask of both tokens
+    assert span_of([False, True], 2) == [0, 1] and span_of([True, False], 2) == [1, 0]  # booleans are masks
+
+
+@pytest.mark.parametrize("value, n, match", [
+    ([0, 1], 2, r"span `red_span` = \[0, 1\] on a 2-token example is both a 0/1 mask and the span \[0, 1\); "
+                r"write booleans"),
+    ([0, 5, 1], 3, r"span `red_span` must hold 0 or 1 per token, got \[0, 5, 1\]"),
+    ([2, 1], 4, r"span `red_span` = \[2, 1\] is not inside 0..4 or is empty"),
+    ([0, 1, 1], 2, r"span `red_span` has length 3, but `input_ids` has 2"),
+    ("0:2", 2, r"span `red_span` must be 0/1 per token or \[start, end\)"),
+])
+def test_a_span_that_is_neither_a_mask_nor_a_span_is_refused(value, n, match):
+    with pytest.raises(AnchorDataError, match=match):
+        span_of(value, n)
+
+
+def test_labels_that_reach_no_live_token_do_not_count():
+    """A labelled example whose attention mask reaches no token, and token labels on masked
+    positions, used to count in the attract denominator (diluting the pull) and in `labels`."""
+    from anchor_hf.collator import masks_from_batch
+    from anchor_hf.regularizer import AnchorRegularizer, AnchorWeights
+
+    cfg = AnchorConfig(concepts=[ConceptAnchor(name="red", dims=[0], tau=0.1)])
+    good = {"input_ids": [3, 4, 5], "red": 1.0}
+    rows = [good, {"input_ids": [6, 7], "attention_mask": [0, 0], "red": 1.0},
+            {"input_ids": [8, 9], "attention_mask": [1, 0], "red": [0.0, 1.0]}]
+    collate = AnchorDataCollator(make_tokenizer(), cfg, draw="expected")
+    masks, alone = masks_from_batch(collate(rows)), masks_from_batch(collate([good]))
+    assert masks.denominators().tolist() == [1.0, 4.0]  # one label, four live tokens
+    reg = AnchorRegularizer(cfg.concepts, 8)
+    h = torch.randn(3, 3, 8)
+    weights = AnchorWeights(attract=[1.0], repel=[0.0])
+    loss, stats = reg([h], masks, weights)
+    expected, _ = reg([h[:1]], alone, weights)
+    assert torch.allclose(loss, expected) and stats["red/labels"].item() == 1
+
+
+def test_dataloader_workers_of_different_processes_draw_differently(monkeypatch):
+    """Worker k of process r seeds from the process's offset seed; it used to ignore the process,
+    so worker 0 of every process drew the very same labels."""
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: SimpleNamespace(id=0))
+    cfg = AnchorConfig(concepts=[ConceptAnchor(name="red", dims=[0])])
+    rows = [{"input_ids": [3, 4], "red": 0.5} for _ in range(64)]
+    draws = []
+    for rank in (0, 1):
+        collate = AnchorDataCollator(make_tokenizer(), cfg, seed=0)
+        collate.seed_for_process(rank)
+        draws.append(collate(rows)["anchor_span_weights"])
+    assert not torch.equal(draws[0], draws[1])

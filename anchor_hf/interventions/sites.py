@@ -33,6 +33,7 @@ from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from ..config import AnchorConfig
+from .compiled import compiled_modules, hold_eager, release
 from .positions import Positions, PositionTracker, check_positions
 from .targets import AnchorInterventionError, Target, check_number, resolve_sites, resolve_target
 
@@ -67,6 +68,19 @@ class _Site:
             return state
         return type(output)([state, *output[1:]]) if isinstance(output, list) else (state, *output[1:])
 
+    def __reduce__(self) -> tuple[type, tuple]:
+        return _Detached, ()  # `copy.deepcopy(model)` and pickling go through here
+
+
+class _Detached:
+    """What a `_Site` becomes in a deep copy or a pickle of its model: a hook that edits nothing.
+
+    The copy is not owned by any handle, so edits carried into it could never be removed.
+    """
+
+    def __call__(self, module: nn.Module, args: Any, output: Any) -> None:
+        return None
+
 
 _SITES: "weakref.WeakKeyDictionary[nn.Module, _Site]" = weakref.WeakKeyDictionary()
 
@@ -96,7 +110,7 @@ def active_sites(model: nn.Module) -> list[str]:
 
 
 class InterventionHandle:
-    """Owns the hooks of one intervention. `remove()` takes them off; also a context manager.
+    """Owns the hooks of one intervention. `remove()` takes them off; also a one-shot context manager.
 
     Attributes:
         kind: "suppress", "repel", "steer" or "redirect".
@@ -113,6 +127,8 @@ class InterventionHandle:
         self.calls = 0
         self._attached: list[tuple[nn.Module, int]] = []
         self._tracker: PositionTracker | None = None
+        self._compiled: list[nn.Module] = []  # compiled modules held eager while active (`compiled.py`)
+        self._entered = False
 
     @property
     def is_active(self) -> bool:
@@ -126,8 +142,16 @@ class InterventionHandle:
         if self._tracker is not None:
             self._tracker.remove()
             self._tracker = None
+        release(self._compiled)
+        self._compiled = []
 
     def __enter__(self) -> "InterventionHandle":
+        # One-shot, like contextlib's managers: a second `with` would silently apply nothing once removed.
+        if self._entered or not self.is_active:
+            state = "was already entered once" if self._entered else "was removed"
+            raise AnchorInterventionError(
+                f"{self.kind} {self.label!r} {state}; a handle is one-shot: call {self.kind}() again for a new one")
+        self._entered = True
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -156,7 +180,8 @@ def install(kind: str, target: Target, model: nn.Module, sites: list[tuple[str, 
 
     With `positions` other than "all" (checked by `positions.check_positions`), a
     `PositionTracker` on `model` says which positions of each forward to edit; the others
-    are returned bit for bit.
+    are returned bit for bit. Compiled modules of `model` run their uncompiled forward while
+    the handle is active (compiled code would skip the hooks, see `compiled.py`).
     """
     handle = InterventionHandle(kind, target.label, [name for name, _ in sites])
 
@@ -179,6 +204,9 @@ def install(kind: str, target: Target, model: nn.Module, sites: list[tuple[str, 
             handle._tracker = PositionTracker(model, positions)
         for name, module in sites:
             handle._attached.append(_attach(module, name, make(name)))
+        compiled = compiled_modules(model)
+        hold_eager(compiled)
+        handle._compiled = compiled
     except BaseException:
         handle.remove()
         raise

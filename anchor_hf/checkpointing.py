@@ -19,12 +19,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import warnings
 from typing import Any
 
 import torch
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 
-from .config import CONFIG_NAME
+from .config import CONFIG_NAME, AnchorConfig
+from .errors import AnchorCheckpointError
 
 STATE_NAME = "anchor_state.json"
 STAGING_DIR = "_anchor_staging"  # checkpoints are written here, then renamed; `_*` is never pushed
@@ -100,18 +102,63 @@ class AnchorCheckpointMixin:
 
     # Restored here because this runs on resume under every backend (DeepSpeed skips _load_from_checkpoint).
     def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
+        if checkpoint is not None:
+            self._check_resume(checkpoint)
         super()._load_optimizer_and_scheduler(checkpoint)
         if checkpoint is None:
             return
+        state, path = self._read_anchor_state(checkpoint)
+        if state is None:
+            warnings.warn(f"{checkpoint} has no {STATE_NAME}: the label draws restart from the seed and the dose "
+                          "from 0, so the resumed run will not match an uninterrupted one", stacklevel=2)
+            return
+        try:
+            self._anchor_dose.load_state_dict(state["dose"])
+            self.data_collator.load_state_dict(state["collator"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            raise AnchorCheckpointError(f"{path}: the dose or label-draw state cannot be restored "
+                                        f"({type(err).__name__}: {err})") from err
+
+    def _check_resume(self, checkpoint: str) -> None:
+        """Refuse a resume that would not continue this run; warn where it cannot be exact."""
+        if 0 < self.state.max_steps <= self.state.global_step:  # upstream would train one more step mid-epoch
+            raise AnchorCheckpointError(
+                f"{checkpoint} is at step {self.state.global_step}, and this run stops at `max_steps` = "
+                f"{self.state.max_steps}: it is finished. Its model is the result; raise `max_steps` to train further")
+        saved = os.path.join(checkpoint, CONFIG_NAME)
+        if os.path.isfile(saved):
+            differences = config_differences(AnchorConfig.from_pretrained(saved), self.anchor_config)
+            if differences:
+                raise AnchorCheckpointError(
+                    f"{checkpoint} was trained with another anchor config: {'; '.join(differences)}. Resume with the "
+                    f"config saved there (AnchorConfig.from_pretrained({checkpoint!r})), or start a new run")
+        if self.args.dataloader_num_workers > 0 and getattr(self.data_collator, "draw", None) == "bernoulli":
+            warnings.warn(f"`dataloader_num_workers` = {self.args.dataloader_num_workers}: each worker draws labels "
+                          "from its own copy of the collator, so the resumed run does not replay the label draws of "
+                          "an uninterrupted one; use 0 workers for an exact resume", stacklevel=3)
+
+    def _read_anchor_state(self, checkpoint: str) -> tuple[dict[str, Any] | None, str]:
+        """This process's anchor state in `checkpoint` (None when there is none), checked for its keys."""
         path = os.path.join(checkpoint, self._anchor_state_name())
         if not os.path.isfile(path):
             path = os.path.join(checkpoint, STATE_NAME)
-        if os.path.isfile(path):
+        if not os.path.isfile(path):
+            return None, path
+        try:
             with open(path, encoding="utf-8") as f:
                 state = json.load(f)
-            self._anchor_dose.load_state_dict(state.get("dose", {}))
-            if "collator" in state:
-                self.data_collator.load_state_dict(state["collator"])
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise AnchorCheckpointError(f"{path} is not valid JSON ({err}); it was cut short or overwritten") from err
+        if not isinstance(state, dict):
+            raise AnchorCheckpointError(f"{path} must hold a JSON object with `dose` and `collator`, "
+                                        f"got {type(state).__name__}")
+        missing = [f"`{key}`" for key in ("dose", "collator") if not isinstance(state.get(key), dict)]
+        if missing:
+            raise AnchorCheckpointError(f"{path} has no {', '.join(missing)}; without them the resumed run would "
+                                        "restart the label draws and the dose")
+        if "generator" not in state["collator"]:
+            raise AnchorCheckpointError(f"{path}: `collator` has no `generator` (the label-draw RNG state)")
+        return state, path
 
     # ------------------------------------------------------------------ sharing
     def create_model_card(self, *args: Any, **kwargs: Any) -> None:
@@ -134,6 +181,36 @@ class AnchorCheckpointMixin:
         if self.is_world_process_zero() and os.path.isfile(source):  # Trainer copies only model files up
             shutil.copy(source, os.path.join(self.args.output_dir, CONFIG_NAME))
         super()._push_from_checkpoint(checkpoint_folder)
+
+
+def config_differences(saved: AnchorConfig, current: AnchorConfig) -> list[str]:
+    """"`field`: value in the checkpoint, value now" for each field that differs.
+
+    The fields filled in by binding (`resolved_layers`, `hidden_size`) are left to the binding
+    step, which checks them against the model.
+    """
+    skip = {"format_version", "anchor_hf_version", "resolved_layers", "hidden_size"}
+    differences: list[str] = []
+
+    def walk(old: Any, new: Any, path: str) -> None:
+        if isinstance(old, dict) and isinstance(new, dict):
+            for key in dict.fromkeys([*old, *new]):
+                if key not in skip or path:
+                    walk(old.get(key), new.get(key), f"{path}.{key}" if path else key)
+        elif isinstance(old, list) and isinstance(new, list) and len(old) == len(new) \
+                and any(isinstance(x, dict) for x in old):
+            for i, (a, b) in enumerate(zip(old, new)):
+                walk(a, b, f"{path}[{i}]")
+        elif old != new:
+            differences.append(f"`{path}`: {_short(old)} in the checkpoint, {_short(new)} now")
+
+    walk(saved.to_dict(), current.to_dict(), "")
+    return differences
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."
 
 
 class _DrawStateTagger:

@@ -9,13 +9,14 @@ Overrides, each for one reason:
 - `_load_optimizer_and_scheduler`: restore that state on resume (it runs under every backend;
   DeepSpeed skips `_load_from_checkpoint`);
 - `create_model_card`, `_push_from_checkpoint`: share `anchor_config.json` and a card listing
-  the anchored concepts (`anchor_hf.hub`).
+  the anchored concepts (`anchor_hf.hub`), under Trainer's summary made true (`training_card`).
 It expects the attributes `AnchorTrainerMixin` sets (`anchor_config`, `_anchor_dose`,
 `_anchor_draw_state`, `_anchor_staging`, `_anchor_pending_push`) and its `_raise_if_nonfinite`.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import shutil
@@ -23,6 +24,7 @@ import warnings
 from typing import Any
 
 import torch
+from transformers import Trainer
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 
 from .config import CONFIG_NAME, AnchorConfig
@@ -91,11 +93,7 @@ class AnchorCheckpointMixin:
             draw = {**draw, "generator": self._anchor_draw_state.tolist()}
         state = {"dose": self._anchor_dose.state_dict(), "collator": draw}
         os.makedirs(output_dir, exist_ok=True)
-        path = os.path.join(output_dir, self._anchor_state_name())
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(state, f)
-        os.replace(tmp, path)
+        _atomic_write(os.path.join(output_dir, self._anchor_state_name()), json.dumps(state))
 
     def _anchor_state_name(self) -> str:
         return STATE_NAME if self.args.world_size <= 1 else f"anchor_state_{self.args.process_index}.json"
@@ -162,16 +160,37 @@ class AnchorCheckpointMixin:
 
     # ------------------------------------------------------------------ sharing
     def create_model_card(self, *args: Any, **kwargs: Any) -> None:
-        # Trainer's card, then the anchor section (concepts, axes, layers, label rates) on top.
-        super().create_model_card(*args, **kwargs)
-        if self.is_world_process_zero():
-            from .hub import measure_label_rates, write_model_card
+        # Trainer's card with its provenance made true (`training_card`), then the anchor section on top.
+        parent = super().create_model_card
+        if getattr(parent, "__func__", None) is not Trainer.create_model_card:
+            parent(*args, **kwargs)  # another trainer's own card (TRL's), kept as it writes it
+        if not self.is_world_process_zero():
+            return
+        if getattr(parent, "__func__", None) is Trainer.create_model_card:
+            from .training_card import training_summary
 
-            repo_id = getattr(self, "hub_model_id", None) or self.args.hub_model_id
-            name = kwargs.get("model_name") or os.path.basename(os.path.normpath(repo_id or self.args.output_dir))
-            write_model_card(self.args.output_dir, self.anchor_config, model_name=name, repo_id=repo_id,
-                             label_rates=measure_label_rates(self.train_dataset, self.anchor_config),
-                             tags=kwargs.get("tags"))
+            bound = inspect.signature(Trainer.create_model_card).bind(self, *args, **kwargs).arguments
+            bound.pop("self")
+            _atomic_write(os.path.join(self.args.output_dir, "README.md"), training_summary(self, **bound))
+            model = self.accelerator.unwrap_model(self.model)
+            if hasattr(model, "create_or_update_model_card"):  # a PEFT model adds its adapter facts, as in Trainer
+                model.create_or_update_model_card(self.args.output_dir)
+        repo_id = getattr(self, "hub_model_id", None) or self.args.hub_model_id
+        self.write_anchor_card(self.args.output_dir, model_name=kwargs.get("model_name"), repo_id=repo_id,
+                               tags=kwargs.get("tags"))
+
+    def write_anchor_card(self, output_dir: str, model_name: str | None = None, repo_id: str | None = None,
+                          tags: Any = None) -> None:
+        """Write the anchor card (`hub.write_model_card`) into `output_dir`, over any card already there."""
+        from .hub import measure_label_rates, write_model_card
+        from .training_card import base_model_id
+
+        name = model_name or os.path.basename(os.path.normpath(repo_id or output_dir))
+        tags = [tags] if isinstance(tags, str) else tags
+        base = base_model_id(self.accelerator.unwrap_model(self.model))
+        write_model_card(output_dir, self.anchor_config, model_name=name, repo_id=repo_id,
+                         label_rates=measure_label_rates(self.train_dataset, self.anchor_config), tags=tags,
+                         **({"base_model": base} if base else {}))  # else keep what a card already there says
 
     def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
         if self._anchor_staging:  # called inside _save_checkpoint: push once the folder has its final name
@@ -211,6 +230,14 @@ def config_differences(saved: AnchorConfig, current: AnchorConfig) -> list[str]:
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else f"{text[:57]}..."
+
+
+def _atomic_write(path: str, text: str) -> None:
+    """Write `text` to `path` through a temporary file, so a killed process never leaves half a file."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
 
 
 class _DrawStateTagger:

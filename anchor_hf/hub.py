@@ -115,7 +115,7 @@ def describe_place(concept: ConceptAnchor) -> str:
 def model_card(config: AnchorConfig, *, model_name: str | None = None, base_model: str | None = None,
                label_rates: dict[str, dict[str, float]] | None = None, report: dict[str, Any] | None = None,
                tags: Sequence[str] | None = None, license: str | None = None, repo_id: str | None = None,
-               extra: str | None = None) -> str:
+               extra: str | None = None, library_name: str | None = None) -> str:
     """The model card text (YAML front matter + markdown) for a model anchored with `config`.
 
     Args:
@@ -127,11 +127,12 @@ def model_card(config: AnchorConfig, *, model_name: str | None = None, base_mode
         tags, license: front matter; `TAGS` are always included.
         repo_id: used in the usage snippet; default a placeholder.
         extra: markdown appended at the end (e.g. Trainer's training summary).
+        library_name: front matter `library_name`; default `transformers` (PEFT adapters: `peft`).
     """
     import yaml
 
     rates = label_rates or {}
-    meta: dict[str, Any] = {"library_name": "transformers", "tags": _merge_tags(tags)}
+    meta: dict[str, Any] = {"library_name": library_name or "transformers", "tags": _merge_tags(tags)}
     if base_model:
         meta["base_model"] = base_model
     if license:
@@ -197,8 +198,8 @@ def write_model_card(save_directory: str | os.PathLike, config: AnchorConfig, *,
     """Write `README.md` into `save_directory`, keeping what a card already there knew.
 
     An existing card (e.g. Trainer's training summary) keeps its body, appended as other
-    sections with its headings one level down, and its tags, license, base model and label
-    rates, unless given anew. Rewriting our own card replaces it rather than nesting it. The
+    sections with its headings one level down, and its tags, license, base model, library
+    name and label rates, unless given anew. Rewriting our own card replaces it rather than nesting it. The
     report defaults to `save_directory/report.json` when that file exists. Returns the path.
     """
     path = os.path.join(save_directory, CARD_NAME)
@@ -213,6 +214,7 @@ def write_model_card(save_directory: str | os.PathLike, config: AnchorConfig, *,
         old_body = "\n".join(f"#{line}" if line.startswith("#") else line for line in old_body.splitlines())
     card_kwargs.setdefault("license", old_meta.get("license"))
     card_kwargs.setdefault("base_model", old_meta.get("base_model"))
+    card_kwargs.setdefault("library_name", old_meta.get("library_name"))
     text = model_card(config, label_rates=label_rates or old_meta.get("anchor_label_rates"),
                       report=load_report(report), tags=[*(tags or []), *(old_meta.get("tags") or [])],
                       extra=old_body or None, **card_kwargs)

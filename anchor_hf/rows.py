@@ -28,10 +28,18 @@ def _is_int(x: Any) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
+def tokenize_hint(example: dict[str, Any] | None = None) -> str:
+    """How to turn a text dataset into the token ids the collator pads, naming its text column."""
+    text = next((k for k, v in (example or {}).items() if isinstance(v, str)), "text")
+    return (f"AnchorDataCollator pads token ids: tokenize the text first, keeping the concept columns, e.g. "
+            f"`dataset = dataset.map(lambda batch: tokenizer(batch[{text!r}]), batched=True)`")
+
+
 def read_ids(feature: dict[str, Any], where: str) -> list[int]:
     """`input_ids` as a list of non-negative ints."""
     if "input_ids" not in feature:
-        raise AnchorDataError(f"{where} has no `input_ids`; columns present: {sorted(feature)}")
+        raise AnchorDataError(f"{where} has no `input_ids`; columns present: {sorted(feature)}. "
+                              + tokenize_hint(feature))
     ids = _plain(feature["input_ids"])
     if not isinstance(ids, (list, tuple)) or not all(_is_int(x) and x >= 0 for x in ids):
         raise AnchorDataError(f"{where}: `input_ids` must be a list of token ids (ints >= 0), got {ids!r:.80}")
@@ -171,6 +179,9 @@ def check_dataset(dataset: Any, collator: Any, name: str, *, training: bool) -> 
     """
     columns = getattr(dataset, "column_names", None)
     if isinstance(columns, list):
+        if hasattr(collator, "check_rows") and "input_ids" not in columns:  # token examples, given as text
+            raise AnchorDataError(f"`{name}` has no `input_ids` column; columns present: {columns}. "
+                                  + tokenize_hint(dataset[0] if len(dataset) else {}))
         missing = [c for c in collator.columns if c not in columns]
         if missing:
             raise AnchorDataError(f"`{name}` has no column {missing}; columns present: {columns}. Each concept "

@@ -9,7 +9,7 @@ The mixin overrides only what it must, each for one reason:
 - `_set_signature_columns_if_needed`: keep the concept columns through `remove_unused_columns`;
 - `log`: average the anchor metrics collected since the last log (TRL's pattern), and stop
   the run if the anchor term became non-finite (a flag kept on the device, read only here);
-- `save_model`: write `anchor_config.json` beside the weights.
+- `save_model`: write `anchor_config.json` (and, when the user saves, the model card) beside the weights.
 Checkpointing, resume and sharing live in `AnchorCheckpointMixin` (`checkpointing.py`), which
 this mixin inherits.
 Put it before any Trainer class: `class MyTrainer(AnchorTrainerMixin, SFTTrainer)`.
@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import os
 from collections import defaultdict
 from typing import Any
 
@@ -406,6 +407,8 @@ class AnchorTrainerMixin(AnchorCheckpointMixin):
         output_dir = output_dir if output_dir is not None else self.args.output_dir
         if self.args.should_save:
             self.anchor_config.save_pretrained(output_dir)
+            if not _internal_call:  # a folder the user saves is one they share: it gets the card
+                self.write_anchor_card(os.fspath(output_dir))
 
 
 def _dose_key(weight_key: str) -> str:

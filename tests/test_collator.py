@@ -154,3 +154,10 @@ def test_dataloader_workers_of_different_processes_draw_differently(monkeypatch)
         collate.seed_for_process(rank)
         draws.append(collate(rows)["anchor_span_weights"])
     assert not torch.equal(draws[0], draws[1])
+
+
+def test_collator_says_to_tokenize_an_example_that_has_only_text():
+    collate = AnchorDataCollator(make_tokenizer(), CFG)
+    with pytest.raises(AnchorDataError, match=r"example 0 of the batch has no `input_ids`; columns present: "
+                                              r"\['red', 'text'\]\. .*tokenizer\(batch\['text'\]\)"):
+        collate([{"text": "w2 w3", "red": 1.0}])

@@ -81,6 +81,7 @@ def test_train_command_trains_saves_config_state_and_card(tmp_path):
     assert steps[-1]["loss"] < steps[0]["loss"]  # it trained
     card = (out / "README.md").read_text()
     assert "| marked | axis 0 |" in card and "labelled items" in card and "2512.12469" in card
+    assert "This model was trained from scratch on a local dataset (256 examples)." in card  # not "[](…)", "None"
 
 
 def test_train_command_tokenizes_a_text_file_with_a_saved_tokenizer(tmp_path):

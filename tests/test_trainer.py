@@ -193,3 +193,16 @@ def test_a_site_wider_than_the_model_width_is_refused_when_the_trainer_is_built(
     with pytest.raises(AnchorCheckpointError, match=r"'model.layers.0.mlp.gate_proj' outputs states of width 64, "
                                                     r"but the model's hidden size is 32"):
         anchored_trainer(make_model("llama"), tokenizer, sgd_args(tmp_path), cfg, exact_rows())
+
+
+def test_trainer_refuses_a_text_dataset_with_the_line_that_tokenizes_it(tmp_path, tokenizer):
+    rows = [{"comment": "w2 w3 w4", "red": 1.0}, {"comment": "w5 w6", "red": 0.0}]
+    with pytest.raises(AnchorDataError, match=r"`train_dataset` has no `input_ids` column; columns present: "
+                                              r"\['comment', 'red'\]\. .*tokenize the text first.*"
+                                              r"`dataset = dataset.map\(lambda batch: tokenizer\(batch\['comment'\]\), "
+                                              r"batched=True\)`"):
+        anchored_trainer(make_model("llama"), tokenizer, sgd_args(tmp_path), anchor_config(), rows)
+    fixed = Dataset.from_list(rows).map(lambda batch: tokenizer(batch["comment"]), batched=True)  # the line works
+    trainer = anchored_trainer(make_model("llama"), tokenizer, sgd_args(tmp_path, batch=2), anchor_config(),
+                               fixed.to_list())
+    trainer.train()

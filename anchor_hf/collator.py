@@ -26,15 +26,16 @@ SPAN_WEIGHTS = "anchor_span_weights"
 SPAN_MASK = "anchor_span_mask"
 TOKEN_WEIGHTS = "anchor_token_weights"
 SEGMENT_IDS = "anchor_segment_ids"
+SPAN_ROWS = "anchor_span_rows"  # [S] batch row of each example when a row holds several (packed batches)
 WINDOW = "anchor_window"  # [C + 1] denominators over the optimizer step, added by the trainer
-ANCHOR_KEYS = (SPAN_WEIGHTS, SPAN_MASK, TOKEN_WEIGHTS, SEGMENT_IDS, WINDOW)
+ANCHOR_KEYS = (SPAN_WEIGHTS, SPAN_MASK, TOKEN_WEIGHTS, SEGMENT_IDS, SPAN_ROWS, WINDOW)
 RANK_SEED_STRIDE = 7919  # label seeds of processes differ by this, so they draw independently
 
 
 def masks_from_batch(batch: dict[str, Any]) -> AnchorMasks:
     """The regularizer's masks from a collated batch (live = segment id ≥ 0)."""
     return AnchorMasks(live=batch[SEGMENT_IDS] >= 0, span_weights=batch[SPAN_WEIGHTS],
-                       span_mask=batch[SPAN_MASK], token_weights=batch[TOKEN_WEIGHTS])
+                       span_mask=batch[SPAN_MASK], token_weights=batch[TOKEN_WEIGHTS], span_rows=batch.get(SPAN_ROWS))
 
 
 class AnchorCollatorBase:
@@ -70,6 +71,10 @@ class AnchorCollatorBase:
         """
         self._process_seed = self.seed + RANK_SEED_STRIDE * rank
         self.generator.manual_seed(self._process_seed)
+
+    def missing_columns(self, columns: Sequence[str]) -> list[str]:
+        """The label columns this collator needs that `columns` lacks."""
+        return [c for c in self.columns if c not in columns]
 
     def state_dict(self) -> dict[str, Any]:
         """RNG state of the label draws, so a resumed run draws the same labels."""

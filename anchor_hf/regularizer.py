@@ -25,26 +25,32 @@ from .geometry import (EPS, alignment, concept_place, coordinates, exclusivity_l
 
 @dataclass
 class AnchorMasks:
-    """What the regularizer needs from a batch (built by `AnchorDataCollator`).
+    """What the regularizer needs from a batch (built by `AnchorDataCollator` or `SFTAnchorCollator`).
+
+    Example-level labels pool over spans. A batch row usually holds one example, so span row
+    `s` is batch row `s`; a packed row holds several, and then each example is a span row of
+    its own and `span_rows[s]` names the batch row it lies in.
 
     Attributes:
         live: `[B, T]` bool, non-pad positions (repulsive terms average over these).
-        span_weights: `[B, C]` float, example-level label weight per concept (0 = unlabelled).
-        span_mask: `[B, C, T]` bool, the span each example-level label pools over.
+        span_weights: `[S, C]` float, example-level label weight per concept (0 = unlabelled).
+        span_mask: `[S, C, T]` bool, the positions of its batch row each example-level label pools over.
         token_weights: `[B, C, T]` float, token-level label weights (0 = unlabelled).
+        span_rows: `[S]` long, the batch row of each span row; None when S = B and row s is row s.
     """
 
     live: torch.Tensor
     span_weights: torch.Tensor
     span_mask: torch.Tensor
     token_weights: torch.Tensor
+    span_rows: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         # A label that reaches no live token pulls nothing: drop it, so it neither dilutes the
         # step's denominator nor counts as a label (token labels on padding, or an example-level
         # label whose span lies entirely on padding).
         live = self.live.bool()
-        reaches = (self.span_mask.bool() & live.unsqueeze(1)).any(-1)  # [B, C]
+        reaches = (self.span_mask.bool() & self.span_live(live).unsqueeze(1)).any(-1)  # [S, C]
         self.span_weights = self.span_weights * reaches
         self.token_weights = self.token_weights * live.unsqueeze(1)
 
@@ -52,6 +58,23 @@ class AnchorMasks:
         """`[C + 1]`: total label weight per concept, then the number of live positions."""
         labelled = self.span_weights.sum(0) + self.token_weights.sum((0, 2))
         return torch.cat([labelled.float(), self.live.sum().reshape(1).float()])
+
+    def to_rows(self, per_span: torch.Tensor) -> torch.Tensor:
+        """Sum span rows `[S, ...]` into the batch rows they lie in `[B, ...]`."""
+        if self.span_rows is None:
+            return per_span
+        out = per_span.new_zeros((self.live.shape[0], *per_span.shape[1:]))
+        return out.index_add(0, self.span_rows.to(per_span.device), per_span)
+
+    def span_live(self, live: torch.Tensor) -> torch.Tensor:
+        """`live [B, T]` as seen by each span row `[S, T]`."""
+        return live if self.span_rows is None else live[self.span_rows.to(live.device)]
+
+    def labelled(self, c: int) -> torch.Tensor:
+        """`[B, T]` bool: the live positions concept `c` labels (token labels, and spans of labelled examples)."""
+        live = self.live.bool()
+        span = self.span_mask[:, c].bool() & self.span_live(live) & (self.span_weights[:, c] > 0).unsqueeze(-1)
+        return ((self.token_weights[:, c] > 0) & live) | (self.to_rows(span.float()) > 0)
 
 
 @dataclass
@@ -128,14 +151,15 @@ class AnchorRegularizer:
         terms = []  # per concept: its weighted term at each layer [L], for `last_terms`
         # all layers at once: a term summed over [L, B, T] is the sum of the per-layer sums
         all_coords = torch.stack([self._coordinates(h) for h in states])  # [L, B, T, K]
+        rows = None if masks.span_rows is None else masks.span_rows.to(live.device)
         for c, concept in enumerate(self.concepts):
-            span_w = masks.span_weights[:, c].float()  # [B]
-            span_m = masks.span_mask[:, c].bool() & live  # [B, T]
+            span_w = masks.span_weights[:, c].float()  # [S]
+            span_m = masks.span_mask[:, c].bool() & masks.span_live(live)  # [S, T]
             token_w = masks.token_weights[:, c].float() * live  # [B, T]
-            labelled_tokens = (token_w > 0) | (span_m & (span_w > 0).unsqueeze(-1))  # [B, T]
+            labelled_tokens = masks.labelled(c)  # [B, T]
             coords = all_coords[..., self._columns[c]]  # [L, B, T, k]
             x = misalignment(coords)  # [L, B, T]
-            pooled = mellowmax_pool(x, span_m, concept.tau)  # [L, B]
+            pooled = mellowmax_pool(x if rows is None else x[:, rows], span_m, concept.tau)  # [L, S]
             attract = ((span_w * pooled).sum(-1) + (token_w * x).sum((-2, -1))) / (denominators[c] + EPS)  # [L]
             repel = (repulsion(coords, concept.repel_kind) * live).sum((-2, -1)) / denominators[-1].clamp_min(1.0)
             with torch.no_grad():  # every layer has the same count, so the mean over [L, B, T] is the layer mean
@@ -155,7 +179,7 @@ class AnchorRegularizer:
             stats[f"{prefix}/labels"] = ((span_w > 0).sum() + (token_w > 0).sum()).float()
             exclusive = weights.exclusive[c] if c < len(weights.exclusive) else 0.0
             if exclusive > 0:
-                label_w = token_w + span_w.unsqueeze(-1) * span_m  # [B, T] label weight per position
+                label_w = token_w + masks.to_rows(span_w.unsqueeze(-1) * span_m)  # [B, T] label weight per position
                 by_layer, gap = self._exclusivity(c, states, label_w, live & ~labelled_tokens)
                 term = term + exclusive * by_layer
                 stats[f"{prefix}/exclusive_gap"] = gap

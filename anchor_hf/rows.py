@@ -182,7 +182,7 @@ def check_dataset(dataset: Any, collator: Any, name: str, *, training: bool) -> 
         if hasattr(collator, "check_rows") and "input_ids" not in columns:  # token examples, given as text
             raise AnchorDataError(f"`{name}` has no `input_ids` column; columns present: {columns}. "
                                   + tokenize_hint(dataset[0] if len(dataset) else {}))
-        missing = [c for c in collator.columns if c not in columns]
+        missing = collator.missing_columns(columns)
         if missing:
             raise AnchorDataError(f"`{name}` has no column {missing}; columns present: {columns}. Each concept "
                                   "needs a label-probability column (ConceptAnchor.label_column)")

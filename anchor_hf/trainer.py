@@ -37,6 +37,8 @@ from .regularizer import AnchorRegularizer, AnchorWeights
 from .routing import GradientRouter
 from .rows import check_dataset
 from .schedules import DoseMeter, schedule_factor
+from .sft_collator import SFTAnchorCollator, is_trl_collator
+from .sft_data import prepare_sft_dataset
 
 
 class AnchorTrainerMixin(AnchorCheckpointMixin):
@@ -48,8 +50,10 @@ class AnchorTrainerMixin(AnchorCheckpointMixin):
             checked) before training starts; `trainer.anchor_config` is the bound copy, with
             the resolved module names and hidden size, and is what `save_model` writes. The
             object passed in is not changed, so it can be reused on another model.
-        *args, **kwargs: passed to the Trainer class it is mixed into. `data_collator` must
-            be an `AnchorDataCollator` built with the same config.
+        *args, **kwargs: passed to the Trainer class it is mixed into. `data_collator` is an
+            `AnchorDataCollator` built with the same config; with TRL's `SFTTrainer` it may be
+            left unset (and must be, for packing and padding-free training): the labels then
+            travel through TRL's own preparation and collation (`sft_data`, `sft_collator`).
     """
 
     def __init__(self, *args: Any, anchor_config: AnchorConfig | None = None, **kwargs: Any) -> None:
@@ -57,6 +61,10 @@ class AnchorTrainerMixin(AnchorCheckpointMixin):
             raise AnchorConfigError(
                 f"`anchor_config` must be an AnchorConfig, got {type(anchor_config).__name__}; "
                 "pass anchor_config=AnchorConfig(layers=[...], concepts=[...])")
+        if isinstance(kwargs.get("data_collator"), AnchorCollatorBase) and getattr(kwargs.get("args"), "packing", False):
+            raise AnchorDataError("with `packing=True` leave `data_collator` unset: TRL collates packed examples "
+                                  "itself, and the trainer builds the anchor masks from its batches")
+        self.anchor_config = anchor_config  # SFTTrainer prepares its datasets inside __init__ and reads it
         super().__init__(*args, **kwargs)
         self.anchor_config = anchor_config
         self._check_collator()
@@ -78,6 +86,8 @@ class AnchorTrainerMixin(AnchorCheckpointMixin):
     # ------------------------------------------------------------------ setup
     def _check_collator(self) -> None:
         collator = self.data_collator
+        if is_trl_collator(collator):  # SFTTrainer's own: the masks are built from its batches
+            collator = self.data_collator = SFTAnchorCollator(collator, self.anchor_config, seed=self.args.seed)
         if not isinstance(collator, AnchorCollatorBase):
             raise AnchorDataError(
                 f"`data_collator` is {type(collator).__name__}, but anchoring needs the label masks that "
@@ -116,6 +126,10 @@ class AnchorTrainerMixin(AnchorCheckpointMixin):
             if dataset is not None:
                 name = "eval_dataset" if key is None else f"eval_dataset[{key!r}]"
                 check_dataset(dataset, self.data_collator, name, training=False)
+
+    # SFTTrainer tokenizes, truncates and packs datasets itself; the concept labels must go along.
+    def _prepare_dataset(self, *args: Any, **kwargs: Any) -> Any:
+        return prepare_sft_dataset(super()._prepare_dataset, self.anchor_config, *args, **kwargs)
 
     # Concept columns must survive `remove_unused_columns` so the collator can read them.
     def _set_signature_columns_if_needed(self) -> None:
@@ -234,9 +248,7 @@ class AnchorTrainerMixin(AnchorCheckpointMixin):
         if not routed or not (model.training and torch.is_grad_enabled()):
             return contextlib.nullcontext()
         masks = masks_from_batch(anchor)
-        live = masks.live.bool()
-        labelled = [((masks.span_mask[:, i].bool() & (masks.span_weights[:, i] > 0).unsqueeze(-1))
-                     | (masks.token_weights[:, i] > 0)) & live for i in routed]
+        labelled = [masks.labelled(i) for i in routed]
         bases = [self._anchor_regularizer.bases[i] for i in routed]
         return GradientRouter(self._anchor_modules, bases, labelled)
 

@@ -115,3 +115,42 @@ def test_a_destination_at_the_opposite_pole_is_pulled_to_minus_v_and_not_pushed_
     square = AnchorRegularizer([ConceptAnchor(name="red", dims=[0], repel=1.0)], D)
     _, stats = square([at_minus], masks(1, 1, []), AnchorWeights(attract=[0.0], repel=[1.0]))
     assert stats["red/repel"].item() == 1.0  # negative control: the squared term pushes the opposite pole too
+
+
+def test_examples_packed_into_one_row_give_the_term_and_gradients_of_one_row_each():
+    """Span rows pool each packed example over its own positions: the same loss, stats and gradients as
+    padding the examples into rows of their own (with exclusivity's running means, routing-free)."""
+    torch.manual_seed(1)
+    concepts = [ConceptAnchor(name="red", dims=[0], repel=0.5, tau=0.1, exclusive=0.5)]
+    reg_a, reg_p = AnchorRegularizer(concepts, D), AnchorRegularizer(concepts, D)
+    lengths, labels = [3, 2, 4], [1.0, 0.0, 1.0]
+    rows = [torch.randn(n, D) for n in lengths]
+    padded = torch.zeros(3, 4, D)
+    for i, r in enumerate(rows):
+        padded[i, :len(r)] = r
+    live = torch.zeros(3, 4, dtype=torch.bool)
+    for i, n in enumerate(lengths):
+        live[i, :n] = True
+    apart = AnchorMasks(live=live, span_weights=torch.tensor(labels).unsqueeze(1), span_mask=live.unsqueeze(1),
+                        token_weights=torch.zeros(3, 1, 4))
+    packed_state = torch.cat(rows).unsqueeze(0)  # [1, 9, D]
+    span_mask = torch.zeros(3, 1, 9, dtype=torch.bool)
+    for s, (start, n) in enumerate(zip([0, 3, 5], lengths)):
+        span_mask[s, 0, start:start + n] = True
+    packed = AnchorMasks(live=torch.ones(1, 9, dtype=torch.bool), span_weights=torch.tensor(labels).unsqueeze(1),
+                         span_mask=span_mask, token_weights=torch.zeros(1, 1, 9),
+                         span_rows=torch.zeros(3, dtype=torch.long))
+    w = AnchorWeights(attract=[1.0], repel=[0.5], exclusive=[0.5])
+    a = padded.clone().requires_grad_()
+    p = packed_state.clone().requires_grad_()
+    for _ in range(2):  # the second call uses the running means (exclusivity) the first one set
+        loss_a, stats_a = reg_a([a], apart, w)
+        loss_p, stats_p = reg_p([p], packed, w)
+    assert torch.allclose(loss_a, loss_p, atol=1e-6) and loss_a > 0
+    assert all(torch.allclose(stats_a[k], stats_p[k], atol=1e-6, equal_nan=True) for k in stats_a)
+    ga, = torch.autograd.grad(loss_a, a)
+    gp, = torch.autograd.grad(loss_p, p)
+    assert torch.allclose(torch.cat([ga[i, :n] for i, n in enumerate(lengths)]), gp[0], atol=1e-6)
+    whole_row = AnchorMasks(live=packed.live, span_weights=torch.tensor([[1.0]]),
+                            span_mask=torch.ones(1, 1, 9, dtype=torch.bool), token_weights=torch.zeros(1, 1, 9))
+    assert not torch.allclose(reg_p([p], whole_row, w)[0], loss_p, atol=1e-3)  # negative control: one pool per row

@@ -182,3 +182,26 @@ def test_wrapped_packing_with_example_level_labels_is_refused_before_training(tm
     with pytest.raises(AnchorDataError, match=r"`packing_strategy` = 'wrapped' cuts examples anywhere.*\['red'\].*"
                                               r"packing_strategy='bfd'"):
         sft_trainer(tmp_path, tokenizer, labelled_rows(), packing=True, max_length=8, packing_strategy="wrapped")
+
+
+@pytest.mark.parametrize("mode", ["keep_start", "keep_end"])
+def test_truncation_cuts_token_labels_and_spans_like_the_tokens(tmp_path, tokenizer, mode):
+    cfg = AnchorConfig(layers=[0, -1], concepts=[ConceptAnchor(name="even", dims=[5], tau=None),
+                                                 ConceptAnchor(name="red", dims=[3], span_column="red_span")])
+    rows = [{**r, "red_span": [int(k % 2 == 1) for k in range(len(r["input_ids"]))]} for r in labelled_rows()]
+    trainer = sft_trainer(tmp_path, tokenizer, rows, cfg=cfg, max_length=4, truncation_mode=mode)
+    batch = first_batch(trainer)
+    live = batch["attention_mask"].bool()
+    assert batch["input_ids"].shape[1] == 4
+    assert torch.equal(batch["anchor_token_weights"][:, 0] > 0, live & (batch["input_ids"] % 2 == 0))
+    cut = [(r["input_ids"][:4] if mode == "keep_start" else r["input_ids"][-4:], r["red_span"]) for r in rows]
+    spans = {tuple(ids): (span[:4] if mode == "keep_start" else span[len(span) - len(ids):]) for ids, span in cut}
+    for row in range(batch["input_ids"].shape[0]):
+        ids = tuple(batch["input_ids"][row][live[row]].tolist())
+        assert batch["anchor_span_mask"][row, 1][live[row]].int().tolist() == spans[ids]
+
+
+def test_token_labels_on_untokenized_text_are_refused_before_training(tmp_path, tokenizer):
+    cfg = AnchorConfig(layers=[0], concepts=[ConceptAnchor(name="even", dims=[5])])
+    with pytest.raises(AnchorDataError, match=r"token-level labels \['even'\].*no `input_ids`: tokenize it first"):
+        sft_trainer(tmp_path, tokenizer, [{"text": "w2 w3", "even": [1.0, 0.0]}], cfg=cfg)

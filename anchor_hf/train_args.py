@@ -25,19 +25,25 @@ class ModelArguments:
     """Which model to train.
 
     Args:
-        model_name_or_path (`str` or `None`): a local folder or Hub id to fine-tune; `None`
-            builds a fresh model of `model_type` from `model_config`.
+        model_name_or_path (`str` or `None`): a local folder, a Hub id, or a packaged model
+            registered by name (`packaged:...`, `anchor_hf.registry.registered_models()`) to
+            fine-tune; `None` builds a fresh model of `model_type` from `model_config`.
         model_type (`str`): architecture of a fresh model (`llama`, `gpt2`, `gpt_neox`, `qwen2`, ...).
         model_config (`dict`, `str` or `None`): keyword arguments of the fresh model's config
             (`hidden_size`, `num_hidden_layers`, ...), or a path to a JSON/YAML file of them.
-        tokenizer_name_or_path (`str` or `None`): tokenizer; default the model's, or for the
-            synthetic dataset a word-level tokenizer built locally.
+        tokenizer_name_or_path (`str` or `None`): tokenizer; default the model's, or one the
+            dataset builder makes (the synthetic, colour and GoEmotions datasets build theirs).
+        lora_config (`dict`, `str` or `None`): keyword arguments of a PEFT `LoraConfig` (`r`,
+            `lora_alpha`, `target_modules`, ...); set, the model trains LoRA adapters only and
+            the output folder holds the adapter. `None` trains every weight.
     """
 
-    model_name_or_path: str | None = field(default=None, metadata={"help": "Local folder or Hub id to fine-tune."})
+    model_name_or_path: str | None = field(default=None, metadata={
+        "help": "Local folder, Hub id or packaged model (packaged:NAME) to fine-tune."})
     model_type: str = field(default="llama", metadata={"help": "Architecture of a model built from scratch."})
     model_config: dict | str | None = field(default=None, metadata={"help": "Config keywords of a fresh model."})
     tokenizer_name_or_path: str | None = field(default=None, metadata={"help": "Tokenizer (default: the model's)."})
+    lora_config: dict | str | None = field(default=None, metadata={"help": "PEFT LoraConfig keywords (None: full)."})
 
 
 @dataclass
@@ -45,44 +51,28 @@ class DataArguments:
     """Which data to train on.
 
     Args:
-        dataset (`str`): `synthetic` (token walks with one concept, see `anchor_hf.experiments.synthetic`),
-            `colour_names` / `colour_mixing` (colour corpora with labels from the hex value),
-            a local folder saved by `Dataset.save_to_disk`, a `.json`/`.jsonl`/`.csv`/`.parquet`
-            file, or a Hub dataset name (online users only).
+        dataset (`str`): a registered dataset builder (`anchor_hf.registry.registered_datasets()`;
+            the experiments register `synthetic`, `colour_names`, `colour_mixing`, `colour_cube`
+            and `goemotions`), a local folder saved by `Dataset.save_to_disk`, a
+            `.json`/`.jsonl`/`.csv`/`.parquet` file, or a Hub dataset name (online users only).
+        dataset_args (`dict`, `str` or `None`): the registered builder's settings, checked by it
+            (unknown keys refused). One key is overridden with `--dataset_args.KEY VALUE`.
+        evaluation (`dict`, `str` or `None`): the experiment's evaluation settings. Training does
+            not use them but checks them against the builder's, so a typo fails before training.
         dataset_split (`str`): split to read from a Hub dataset or a `DatasetDict` folder.
-        text_column (`str`): column tokenized when the data has no `input_ids`.
-        max_length (`int`): truncation length when tokenizing.
-        max_train_examples (`int` or `None`): keep only the first N examples.
-        synthetic_* : size and shape of the synthetic data (ignored for other datasets).
-        colour_* : the colour corpora `colour_names` / `colour_mixing` (`anchor_hf.experiments.colour.spec.ColourSpec`).
+        text_column (`str`): column tokenized when a file or Hub dataset has no `input_ids`.
+        max_length (`int`): truncation length when tokenizing a file or Hub dataset.
+        max_train_examples (`int` or `None`): keep only the first N examples of a file or Hub dataset.
     """
 
-    dataset: str = field(default="synthetic", metadata={"help": "synthetic, a local path or a Hub dataset."})
+    dataset: str | None = field(default=None, metadata={
+        "help": "Registered dataset builder, local file/folder, or Hub dataset."})
+    dataset_args: dict | str | None = field(default=None, metadata={"help": "Settings of a registered builder."})
+    evaluation: dict | str | None = field(default=None, metadata={"help": "The experiment's evaluation settings."})
     dataset_split: str = field(default="train", metadata={"help": "Split to read."})
     text_column: str = field(default="text", metadata={"help": "Column to tokenize if there is no input_ids."})
     max_length: int = field(default=128, metadata={"help": "Truncation length when tokenizing."})
     max_train_examples: int | None = field(default=None, metadata={"help": "Keep only the first N examples."})
-    synthetic_examples: int = field(default=256, metadata={"help": "Synthetic: number of examples."})
-    synthetic_seq_len: int = field(default=32, metadata={"help": "Synthetic: longest example in tokens."})
-    synthetic_min_len: int | None = field(default=None, metadata={"help": "Synthetic: shortest example."})
-    synthetic_vocab_size: int = field(default=64, metadata={"help": "Synthetic: vocabulary size."})
-    synthetic_concept: str = field(default="marked", metadata={"help": "Synthetic: concept (label column) name."})
-    synthetic_concept_rate: float = field(default=0.25, metadata={"help": "Synthetic: fraction with the concept."})
-    synthetic_label_rate: float = field(default=0.5, metadata={"help": "Synthetic: label probability of those."})
-    synthetic_seed: int = field(default=0, metadata={"help": "Synthetic: data seed."})
-    colour_source: str = field(default="xkcd", metadata={"help": "colour_names: xkcd or colornames."})
-    colour_concept: str = field(default="red", metadata={"help": "Colour corpora: target colour (hue, name, #hex)."})
-    colour_data_dir: str | None = field(default=None, metadata={"help": "colour_names: folder of colornames.csv."})
-    colour_heldout_fraction: float = field(default=0.1, metadata={"help": "Colour corpora: share held out."})
-    colour_label_peak: float = field(default=1.0, metadata={"help": "Colour corpora: label peak (p = peak*sim^power)."})
-    colour_label_power: float = field(default=8.0, metadata={"help": "Colour corpora: label power."})
-    colour_seed: int = field(default=0, metadata={"help": "Colour corpora: seed of the held-out split."})
-    colour_max_names: int | None = field(default=None, metadata={"help": "colour_names: keep N random names."})
-    colour_reverse: bool = field(default=False, metadata={"help": "colour_names: also train '#hex: name' lines."})
-    colour_answer_only: bool = field(default=False, metadata={"help": "colour_names: loss on the answers only."})
-    colour_tokenizer: str = field(default="word", metadata={"help": "colour_names: word or char tokens."})
-    colour_exclude_target: bool = field(default=False, metadata={
-        "help": "Colour corpora: drop the target colour's training items (the never-saw-it model)."})
 
 
 @dataclass
@@ -102,8 +92,13 @@ class AnchorArguments:
     label_draw: str = field(default="bernoulli", metadata={"help": "bernoulli or expected."})
     label_seed: int | None = field(default=None, metadata={"help": "Seed of the label draws."})
 
-    def to_anchor_config(self) -> AnchorConfig:
-        """The `AnchorConfig` this argument describes; raises `AnchorConfigError` naming the problem."""
+    def to_anchor_config(self, hidden_size: int | None = None) -> AnchorConfig:
+        """The `AnchorConfig` this argument describes; raises `AnchorConfigError` naming the problem.
+
+        Args:
+            hidden_size: the model's width, needed only when a concept's `vector` is a seeded
+                random direction (`{random_seed: N}`, see `random_vector`).
+        """
         value = self.anchor_config
         if value is None:
             raise AnchorConfigError("`anchor_config` is required: give a mapping (layers, concepts, ...), a path "
@@ -119,10 +114,53 @@ class AnchorArguments:
         unknown = sorted(set(mapping) - known)
         if unknown:
             raise AnchorConfigError(f"`anchor_config` has unknown keys {unknown}; allowed {sorted(known)}")
+        mapping = _with_random_vectors(mapping, hidden_size)
         try:
             return AnchorConfig(**mapping)
         except TypeError as err:  # an unknown key inside a concept or schedule
             raise AnchorConfigError(f"`anchor_config`: {err}") from err
+
+    def needs_hidden_size(self) -> bool:
+        """Whether a concept's direction is a seeded random vector, drawn at the model's width."""
+        value = self.anchor_config
+        if value is None or (isinstance(value, str) and os.path.isdir(value)):
+            return False
+        concepts = load_mapping(value, "anchor_config").get("concepts") or []
+        return any(isinstance(c, dict) and isinstance(c.get("vector"), dict) for c in concepts)
+
+
+def random_vector(hidden_size: int, seed: int) -> list[float]:
+    """A unit vector drawn from N(0, I) with its own generator seeded by `seed`: `[hidden_size]` as a list.
+
+    Why: a pretrained model's residual axes carry outlier features, so anchoring a concept
+    to axis 0 lands it on one of them; a random direction has no such privilege. The seed
+    makes it the same on every run and every process.
+    """
+    import torch
+
+    v = torch.randn(hidden_size, generator=torch.Generator().manual_seed(seed))
+    return (v / v.norm()).tolist()
+
+
+def _with_random_vectors(mapping: dict[str, Any], hidden_size: int | None) -> dict[str, Any]:
+    """`mapping` with every concept `vector: {random_seed: N}` replaced by `random_vector(hidden_size, N)`."""
+    concepts = mapping.get("concepts")
+    if not isinstance(concepts, list):
+        return mapping
+    out = []
+    for i, concept in enumerate(concepts):
+        vector = concept.get("vector") if isinstance(concept, dict) else None
+        if isinstance(vector, dict):
+            seed = vector.get("random_seed")
+            if set(vector) != {"random_seed"} or isinstance(seed, bool) or not isinstance(seed, int):
+                raise AnchorConfigError(f"`anchor_config.concepts[{i}].vector` must be a list of numbers or "
+                                        f"{{random_seed: INT}}, got {vector!r}")
+            if hidden_size is None:
+                raise AnchorConfigError(f"`anchor_config.concepts[{i}].vector` = {{random_seed: {seed}}} is drawn at "
+                                        "the model's width, which is not known here")
+            concept = {**concept, "vector": random_vector(hidden_size, seed)}
+        out.append(concept)
+    return {**mapping, "concepts": out}
 
 
 ARGUMENT_CLASSES = (ModelArguments, DataArguments, AnchorArguments)
@@ -163,14 +201,93 @@ def load_yaml_mapping(path: str, label: str) -> dict[str, Any]:
 
 
 def read_recipe(path: str, allowed: set[str]) -> dict[str, Any]:
-    """The top-level keys of a flat YAML recipe; raises on unknown keys or nesting."""
-    recipe = load_yaml_mapping(path, "`--config`")
+    """The top-level keys of a YAML recipe; raises on unknown keys."""
+    return check_recipe_keys(load_yaml_mapping(path, "`--config`"), allowed, path)
+
+
+def check_recipe_keys(recipe: dict[str, Any], allowed: set[str], source: str) -> dict[str, Any]:
+    """`recipe` itself when every top-level key is `allowed`; raises naming the unknown ones."""
     unknown = sorted(set(recipe) - allowed)
     if unknown:
-        raise AnchorConfigError(f"{path}: unknown keys {unknown}; a recipe is flat and its keys are fields of "
+        raise AnchorConfigError(f"{source}: unknown keys {unknown}; a recipe's top-level keys are fields of "
                                 "ModelArguments, DataArguments, AnchorArguments or TrainingArguments "
-                                "(`anchor-hf train --help` lists them)")
+                                "(`anchor-hf train --help` lists them); a dataset's own settings go under "
+                                "`dataset_args`, an experiment's evaluation settings under `evaluation`")
     return recipe
+
+
+def recipe_file(value: str) -> str:
+    """The recipe `--config` names: a YAML file (relative to the working folder), or a shipped recipe's name."""
+    if os.path.isfile(value):
+        return value
+    if os.sep not in value and "/" not in value:
+        from .resources import recipe_path
+
+        return str(recipe_path(value))  # raises listing the shipped recipes
+    raise AnchorConfigError(f"`--config` = {value!r} is not a file (paths are relative to {os.getcwd()})")
+
+
+# Mapping-valued fields: one key of them can be set with `--FIELD.KEY VALUE` (nested: `--FIELD.A.B VALUE`).
+MAPPING_FIELDS = ("model_config", "lora_config", "dataset_args", "evaluation")
+
+
+def parse_value(text: str) -> Any:
+    """A command-line value read as YAML (`3` -> 3, `[0, 1]` -> a list, `true` -> True); `#ff0000` stays text."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if value is None and text.strip().lower() not in ("", "null", "~", "none"):
+        return text  # YAML reads `#...` as a comment
+    return value
+
+
+def split_key_overrides(argv: Sequence[str]) -> tuple[list[str], dict[str, list[tuple[list[str], Any]]]]:
+    """Take the `--FIELD.KEY VALUE` flags of `MAPPING_FIELDS` out of `argv`.
+
+    Returns the other arguments, and per field the `(key path, value)` overrides in order.
+    """
+    rest: list[str] = []
+    found: dict[str, list[tuple[list[str], Any]]] = {}
+    items = list(argv)
+    i = 0
+    while i < len(items):
+        arg = items[i]
+        name = arg[2:].split("=", 1)[0] if arg.startswith("--") else ""
+        head, dot, key = name.partition(".")
+        if not dot or head not in MAPPING_FIELDS:
+            rest.append(arg)
+            i += 1
+            continue
+        if "=" in arg:
+            text, i = arg.split("=", 1)[1], i + 1
+        elif i + 1 < len(items):
+            text, i = items[i + 1], i + 2
+        else:
+            raise AnchorConfigError(f"`{arg}` needs a value")
+        path = key.split(".")
+        if not all(path):
+            raise AnchorConfigError(f"`{arg}`: write --{head}.KEY VALUE (or --{head}.A.B VALUE)")
+        found.setdefault(head, []).append((path, parse_value(text)))
+    return rest, found
+
+
+def apply_key_overrides(base: dict | str | None, overrides: list[tuple[list[str], Any]], name: str) -> dict[str, Any]:
+    """`base` (a mapping, JSON/YAML text or file) with each `(key path, value)` set in it."""
+    mapping = load_mapping(base, name) if base is not None else {}
+    for path, value in overrides:
+        node = mapping
+        for depth, key in enumerate(path[:-1]):
+            child = node.get(key)
+            if child is None:
+                child = node[key] = {}
+            if not isinstance(child, dict):
+                raise AnchorConfigError(f"`--{name}.{'.'.join(path)}`: `{name}.{'.'.join(path[:depth + 1])}` is "
+                                        f"{child!r}, not a mapping")
+            node[key] = child = dict(child)
+            node = child
+        node[path[-1]] = value
+    return mapping
 
 
 def make_parser():
@@ -180,12 +297,20 @@ def make_parser():
     return HfArgumentParser((*ARGUMENT_CLASSES, TrainingArguments))
 
 
-def parse_train_args(argv: Sequence[str]) -> tuple[ModelArguments, DataArguments, AnchorArguments, Any]:
-    """Parse `[--config RECIPE.yaml] [--key value ...]`: the recipe sets defaults, flags override.
+def parse_train_args(argv: Sequence[str], recipe: dict[str, Any] | None = None
+                     ) -> tuple[ModelArguments, DataArguments, AnchorArguments, Any]:
+    """Parse `[--config RECIPE] [--key value ...] [--dataset_args.KEY value ...]`: the recipe sets defaults.
 
+    `RECIPE` is a YAML file or a shipped recipe's name. Flags override the recipe's keys;
+    `--FIELD.KEY value` sets one key inside a mapping-valued field (`MAPPING_FIELDS`).
     Returns `(model_args, data_args, anchor_args, training_args)`.
+
+    Args:
+        argv: the command-line arguments.
+        recipe: a recipe already read into a mapping, used as `--config` would be (drivers
+            check the recipe they are about to write before anything runs).
     """
-    argv = list(argv)
+    argv, key_overrides = split_key_overrides(argv)
     config_path = None
     if "--config" in argv:
         i = argv.index("--config")
@@ -200,13 +325,24 @@ def parse_train_args(argv: Sequence[str]) -> tuple[ModelArguments, DataArguments
                 del argv[i]
                 break
     parser = make_parser()
+    allowed = {f.name for cls in parser.dataclass_types for f in fields(cls) if f.init}
+    if config_path is not None and recipe is not None:
+        raise AnchorConfigError("give the recipe either as `--config` or as a mapping, not both")
     if config_path is not None:
-        allowed = {f.name for cls in parser.dataclass_types for f in fields(cls) if f.init}
-        parser.set_defaults(**read_recipe(config_path, allowed))
+        parser.set_defaults(**read_recipe(recipe_file(config_path), allowed))
+    elif recipe is not None:
+        parser.set_defaults(**check_recipe_keys(recipe, allowed, "the recipe"))
     model_args, data_args, anchor_args, training_args, rest = parser.parse_args_into_dataclasses(
         argv, return_remaining_strings=True, look_for_args_file=False)
     if rest:
         raise AnchorConfigError(f"unknown arguments {rest}; `anchor-hf train --help` lists the allowed ones")
+    for name in MAPPING_FIELDS:  # `--dataset_args null` clears a recipe's section
+        group = model_args if hasattr(model_args, name) else data_args
+        value = getattr(group, name)
+        if isinstance(value, str) and value.strip().lower() in ("null", "none", "~"):
+            setattr(group, name, None)
+        if name in key_overrides:
+            setattr(group, name, apply_key_overrides(getattr(group, name), key_overrides[name], name))
     if anchor_args.label_draw not in ("bernoulli", "expected"):
         raise AnchorConfigError(f"`label_draw` must be 'bernoulli' or 'expected', got {anchor_args.label_draw!r}")
     return model_args, data_args, anchor_args, training_args

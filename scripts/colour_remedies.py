@@ -43,22 +43,22 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
                         anchor(route=True, exclusive=10.0, exclusive_momentum=0.95)),
     "subspace8_route": ("8-axis subspace + gradient routing", anchor(dims=list(range(8)), route=True)),
     "subspace8_route_x10": ("8-axis subspace + routing + label power 4",
-                            ["--colour_label_power", "4", *anchor(dims=list(range(8)), route=True)]),
-    "route_x10": ("routing + label power 4", ["--colour_label_power", "4", *anchor(route=True)]),
-    "labels_x30": ("label power 2 (≈30× more labels)", ["--colour_label_power", "2"]),
+                            ["--dataset_args.label_power", "4", *anchor(dims=list(range(8)), route=True)]),
+    "route_x10": ("routing + label power 4", ["--dataset_args.label_power", "4", *anchor(route=True)]),
+    "labels_x30": ("label power 2 (≈30× more labels)", ["--dataset_args.label_power", "2"]),
     "labels_x30_exclusive": ("label power 2 + exclusivity λ=10",
-                             ["--colour_label_power", "2", *anchor(exclusive=10.0, exclusive_momentum=0.95)]),
+                             ["--dataset_args.label_power", "2", *anchor(exclusive=10.0, exclusive_momentum=0.95)]),
     "every_slice_x10": ("label power 4 + the embedding output (transformer.drop) as a fifth anchored slice",
-                        ["--colour_label_power", "4", "--anchor_config",
+                        ["--dataset_args.label_power", "4", "--anchor_config",
                          json.dumps({**ANCHOR, "layers": ["transformer.drop", 0, 1, 2, 3]})]),
     "every_slice_x10_exclusive": ("every slice + label power 4 + exclusivity λ=10",
-                                  ["--colour_label_power", "4", "--anchor_config",
+                                  ["--dataset_args.label_power", "4", "--anchor_config",
                                    json.dumps({**ANCHOR, "layers": ["transformer.drop", 0, 1, 2, 3],
                                                "concepts": [{**ANCHOR["concepts"][0], "exclusive": 10.0,
                                                              "exclusive_momentum": 0.95}]})]),
-    "labels_x10": ("label power 4 instead of 8 (≈10× more labels)", ["--colour_label_power", "4"]),
+    "labels_x10": ("label power 4 instead of 8 (≈10× more labels)", ["--dataset_args.label_power", "4"]),
     "labels_x10_exclusive": ("label power 4 + exclusivity λ=10",
-                             ["--colour_label_power", "4", *anchor(exclusive=10.0, exclusive_momentum=0.95)]),
+                             ["--dataset_args.label_power", "4", *anchor(exclusive=10.0, exclusive_momentum=0.95)]),
 }
 COLUMNS = ("label_fraction", "heldout_error_anchored", "heldout_error_control", "auroc_anchored", "margin",
            "containment", "suppression_target_error", "suppression_selectivity_ratio", "suppression_r2",
@@ -74,8 +74,8 @@ def run_variant(name: str, args: argparse.Namespace) -> None:
         if os.path.isdir(shared) and not os.path.exists(link):
             os.symlink(shared, link)
     flags = VARIANTS[name][1]
-    if "--colour_label_power" not in flags:  # every variant fully specified, whatever the recipe's defaults
-        flags = ["--colour_label_power", "8", *flags]
+    if "--dataset_args.label_power" not in flags:  # every variant fully specified, whatever the recipe's defaults
+        flags = ["--dataset_args.label_power", "8", *flags]
     cmd = ["anchor-hf", "colour", "--concept", args.concept, "--seeds", str(args.seeds), "--out", out,
            "--anchored-args", shlex.join(flags)]
     if args.max_steps:

@@ -39,8 +39,7 @@ def main(argv: list[str]) -> int:
     from anchor_hf.config import AnchorConfig
     from anchor_hf.experiments.goemotions.data import load_goemotions, resolve_concept
     from anchor_hf.geometry import direction_basis
-    from anchor_hf.experiments.goemotions.evaluate import EvalData
-    from anchor_hf.experiments.goemotions.models import load_trained
+    from anchor_hf.experiments.goemotions.evaluate import EvalData, load_trained
     from anchor_hf.experiments.goemotions.recipe import load_recipe, parse_overrides, recipe_path
     from anchor_hf.layers import resolve_layers
     from anchor_hf.probes.detection import auroc, pool_alignment
@@ -49,7 +48,8 @@ def main(argv: list[str]) -> int:
 
     recipe = load_recipe(recipe_path("scratch"), parse_overrides(args.set))
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
-    data = EvalData.build(load_goemotions(args.data_dir), resolve_concept(args.concept), recipe, tokenizer)
+    data = EvalData.build(load_goemotions(args.data_dir), resolve_concept(args.concept), recipe.evaluation,
+                          recipe.data.max_length, tokenizer)
     test = data.concept_test + data.other_test
     labels = torch.tensor([1] * len(data.concept_test) + [0] * len(data.other_test)).bool()
     rows = []

@@ -1,4 +1,4 @@
-"""`anchor-hf train` as a script file, for launchers that want a path.
+"""`anchor-hf train` as a script file, for launchers that want a path (`-m anchor_hf.cli train` is the same).
 
     accelerate launch --config_file recipes/accelerate_configs/cpu_2proc.yaml \
         scripts/train.py --config recipes/tiny_llama_synthetic.yaml
@@ -7,6 +7,7 @@
 
 import sys
 
+import anchor_hf.experiments  # noqa: F401  registers the experiments' datasets (synthetic, colour, goemotions)
 from anchor_hf.commands.train import launch
 
 

@@ -12,6 +12,7 @@ import sys
 
 from transformers import Trainer
 
+import anchor_hf.experiments  # noqa: F401  registers the synthetic dataset of the recipe
 from anchor_hf.commands.train import run
 
 KILLED = 17

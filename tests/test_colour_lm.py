@@ -100,7 +100,7 @@ def _smoke(tmp_path, corpus: str, extra: list[str]) -> dict:
 
 
 def test_names_recipes_run_end_to_end_and_write_exactly_the_summary_keys(tmp_path):
-    summary = _smoke(tmp_path, "xkcd", ["--colour_max_names 120"])
+    summary = _smoke(tmp_path, "xkcd", ["--dataset_args.max_names 120"])
     assert tuple(summary) == SUMMARY_KEYS
     assert summary["seeds"] == 1 and summary["concept"] == "orange" and summary["corpus"] == "xkcd"
     assert 0 < summary["label_fraction"] < 0.2
@@ -123,7 +123,7 @@ def test_demo_takes_the_colour_options_with_demo_defaults():
 def test_train_only_shards_split_the_colour_trainings(tmp_path):
     argv = ["colour", "--corpus", "xkcd", "--seeds", "1", "--max-steps", "2", "--out", str(tmp_path), "--train-only",
             "--train-args", f"--disable_tqdm true --per_device_train_batch_size 8 --model_config '{TINY}' "
-            "--colour_max_names 60"]
+            "--dataset_args.max_names 60"]
     assert cli_main([*argv, "--shard", "1/2"]) == 0
     assert sorted(os.listdir(tmp_path / "models")) == ["control_seed0"]  # jobs: anchored 0, control 0
     assert not (tmp_path / "report.md").exists()  # --train-only: no evaluation

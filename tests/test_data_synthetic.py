@@ -41,8 +41,18 @@ def test_synthetic_tokenizer_round_trips_the_token_names():
     ({"vocab_size": 10}, r"`vocab_size` must be an int >= 15"),
     ({"concept_rate": 1.5}, r"`concept_rate` must be a probability in \[0, 1\], got 1.5"),
     ({"min_len": 2}, r"`min_len` must be in 4..seq_len"),
-    ({"num_examples": 0}, r"`num_examples` must be >= 1"),
+    ({"num_examples": 0}, r"`num_examples` must be an int >= 1, got 0"),
 ])
 def test_bad_synthetic_settings_are_refused(kwargs, message):
     with pytest.raises(AnchorDataError, match=message):
         synthetic_concept_dataset(**kwargs)
+
+
+def test_synthetic_dataset_args_are_checked_when_read():
+    from anchor_hf.experiments.synthetic import SyntheticArgs
+
+    assert SyntheticArgs(examples=8, label_rate=1.0).label_rate == 1.0
+    with pytest.raises(AnchorDataError, match=r"`label_rate` must be a probability in \[0, 1\], got 1.5"):
+        SyntheticArgs(label_rate=1.5)
+    with pytest.raises(AnchorDataError, match="`concept` must be a non-empty column name"):
+        SyntheticArgs(concept="")

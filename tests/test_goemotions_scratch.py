@@ -88,7 +88,9 @@ def test_a_label_rate_sweep_writes_one_report_per_rate_and_the_sweep_plot(tmp_pa
     (["--concept", "rage"], AnchorDataError, "'rage' is not a GoEmotions label"),
     (["--label-rate", "1.5"], AnchorConfigError, "values must be in \\(0, 1\\]"),
     (["--seeds", "0"], AnchorConfigError, "`--seeds` must be an int >= 1"),
-    (["--set", "attract=-1"], AnchorConfigError, "`attract` must be a finite number >= 0"),
+    (["--set", "attract=-1"], AnchorConfigError, r"`concepts\[0\].attract` must be >= 0, got -1"),
+    (["--set", "label_replay=-1"], AnchorConfigError, "`label_replay` must be an int >= 0, got -1"),
+    (["--set", "steer_promts=3"], AnchorConfigError, r"unknown keys \['steer_promts'\]"),
     (["--set", "no_such_key=1"], AnchorConfigError, "unknown keys \\['no_such_key'\\]"),
 ])
 def test_bad_arguments_are_refused_before_anything_is_trained(tmp_path, extra, error, message):
@@ -97,9 +99,19 @@ def test_bad_arguments_are_refused_before_anything_is_trained(tmp_path, extra, e
     assert not (tmp_path / "out").exists()
 
 
-def test_shipped_recipes_load_and_name_their_recipe():
-    assert load_recipe(recipe_path("scratch")).recipe == "scratch"
-    assert load_recipe(recipe_path("smollm2")).recipe == "smollm2"
+def test_shipped_recipes_load_as_one_driver_recipes_and_overrides_land_where_they_live():
+    scratch, smollm2 = load_recipe(recipe_path("scratch")), load_recipe(recipe_path("smollm2"))
+    assert not scratch.is_pretrained and smollm2.is_pretrained
+    assert scratch.mapping["dataset"] == smollm2.mapping["dataset"] == "goemotions"
+    changed = load_recipe(recipe_path("scratch"), parse_overrides(
+        ["max_steps=7", "label_replay=4", "steer_prompts=5", "attract=1.0", "anchor_layers=[1, 2]",
+         "dataset_args.label_scheme=visit", "anchor_config.concepts.0.tau=0.2"]))
+    assert changed.mapping["max_steps"] == 7 and changed.data.label_replay == 4 and changed.evaluation.steer_prompts == 5
+    assert changed.template["attract"] == 1.0 and changed.template["tau"] == 0.2
+    assert changed.mapping["anchor_config"]["layers"] == [1, 2] and changed.data.label_scheme == "visit"
+    assert scratch.template["attract"] == 0.3  # control: the shipped recipe is untouched
+    full = load_recipe(recipe_path("smollm2"), {"lora_r": 2, "finetune": "full"})
+    assert full.mapping["lora_config"] is None  # full fine-tuning, whatever LoRA keys were set beside it
     assert parse_overrides(["anchor_layers=[1, 2]"]) == {"anchor_layers": [1, 2]}
     with pytest.raises(AnchorConfigError, match="`--set` takes key=value"):
         parse_overrides(["max_steps"])
@@ -126,8 +138,25 @@ def test_anchor_span_text_puts_the_span_column_in_the_anchor_config():
     from anchor_hf.experiments.goemotions.train import anchor_config
 
     concepts = [resolve_concept("anger")]
-    text = load_recipe(recipe_path("scratch"), {"anchor_span": "text"})
-    assert anchor_config(text, concepts, 16).concepts[0].span_column == TEXT_SPAN
-    assert anchor_config(load_recipe(recipe_path("scratch")), concepts, 16).concepts[0].span_column is None
+    text = load_recipe(recipe_path("scratch"), {"anchor_span": "text"}).template
+    assert anchor_config(text, [0], concepts, 0.0)["concepts"][0]["span_column"] == TEXT_SPAN
+    assert anchor_config(load_recipe(recipe_path("scratch")).template, [0], concepts, 0.0)["concepts"][0][
+        "span_column"] is None
     with pytest.raises(AnchorConfigError, match="`anchor_span` must be 'all' or 'text', got 'eos'"):
         load_recipe(recipe_path("scratch"), {"anchor_span": "eos"})
+
+
+def test_each_concept_gets_its_own_place_and_the_controls_no_weights():
+    from anchor_hf.experiments.goemotions.data import resolve_concepts
+    from anchor_hf.experiments.goemotions.train import anchor_config
+
+    concepts = resolve_concepts("anger,ekman:joy")
+    axes = anchor_config(load_recipe(recipe_path("scratch")).template, [0, 1], concepts, 0.5)
+    assert [c["dims"] for c in axes["concepts"]] == [[0], [1]] and [c["name"] for c in axes["concepts"]] == [
+        "anger", "ekman_joy"]
+    assert axes["separation"] == 0.5
+    random = anchor_config(load_recipe(recipe_path("smollm2")).template, [10], concepts, 0.0)
+    assert [c["vector"] for c in random["concepts"]] == [{"random_seed": 7000}, {"random_seed": 7001}]
+    control = anchor_config(load_recipe(recipe_path("scratch")).template, [0], concepts, 0.5, active=False)
+    assert all(c["attract"] == c["repel"] == c["exclusive"] == 0 and not c["route"] for c in control["concepts"])
+    assert control["separation"] == 0.0

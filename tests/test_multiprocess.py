@@ -20,6 +20,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import anchor_hf.experiments  # noqa: F401  registers the synthetic dataset of the recipe
 from anchor_hf.commands.train import run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -28,7 +29,7 @@ ACCELERATE_CPU = os.path.join(ROOT, "recipes", "accelerate_configs", "cpu_2proc.
 STEPS = 4
 # Exact labels (probability 0 or 1) so the draws cannot depend on how the batch is split.
 COMMON = ["--config", RECIPE, "--max_steps", str(STEPS), "--logging_steps", "1", "--save_strategy", "no",
-          "--synthetic_label_rate", "1.0", "--disable_tqdm", "true", "--report_to", "none"]
+          "--dataset_args.label_rate", "1.0", "--disable_tqdm", "true", "--report_to", "none"]
 TERMS = ("loss", "anchor/loss", "anchor/marked/attract", "anchor/marked/repel", "anchor/marked/labels")
 # float32 sums in another order (DDP's all-reduce, per-process partial sums) differ by ~1e-7
 # relative per step; Adam's first steps divide by sqrt(v) ~ |g| and so pass that on at ~lr·1e-6.
@@ -42,12 +43,14 @@ def steps_of(out_dir) -> list[dict]:
 
 def launch_two(out, *extra: str) -> subprocess.CompletedProcess:
     """A 2-process CPU launch through accelerate + the cpu_2proc config (per process 4, global 8)."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    # `accelerate launch` through this interpreter, so the test needs no activated environment
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", ACCELERATE_CPU, os.path.join(ROOT, "scripts", "train.py"),
-           *COMMON, "--per_device_train_batch_size", "4", "--save_strategy", "steps", "--save_steps", "2",
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
+           "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")])}
+    # `accelerate launch -m anchor_hf.cli train` through this interpreter, so the test needs no activated
+    # environment, from the output's folder, so nothing depends on the working folder being a checkout
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", ACCELERATE_CPU, "-m", "anchor_hf.cli",
+           "train", *COMMON, "--per_device_train_batch_size", "4", "--save_strategy", "steps", "--save_steps", "2",
            "--output_dir", str(out), *extra]
-    return subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    return subprocess.run(cmd, env=env, cwd=os.path.dirname(out), capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -152,10 +155,9 @@ def test_separation_is_a_mean_over_micro_batches_not_a_sum(tmp_path):
     """
     anchor = json.dumps({"layers": [0, 1], "separation": 0.5, "separation_samples": 4096,
                          "concepts": [{"name": "marked", "dims": [0], "attract": 0.5, "repel": 1.0}]})
-    base = [*COMMON, "--anchor_config", anchor, "--max_steps", "3", "--train_sampling_strategy", "sequential",
-            "--synthetic_min_len", "32"]
-    single = run([*base, "--synthetic_examples", "4", "--per_device_train_batch_size", "4",
-                  "--output_dir", str(tmp_path / "single")])
+    base = [*COMMON, "--anchor_config", anchor, "--max_steps", "3", "--train_sampling_strategy", "sequential"]
+    four = ["--dataset_args.min_len", "32", "--dataset_args.examples", "4"]
+    single = run([*base, *four, "--per_device_train_batch_size", "4", "--output_dir", str(tmp_path / "single")])
     from anchor_hf.experiments import synthetic
 
     # the same 4 examples twice: micro-batch 1 and 2 of every step are identical
@@ -164,8 +166,9 @@ def test_separation_is_a_mean_over_micro_batches_not_a_sum(tmp_path):
 
     path = tmp_path / "doubled"
     concatenate_datasets([doubled_rows, doubled_rows]).save_to_disk(str(path))
-    doubled = run([*base, "--dataset", str(path), "--tokenizer_name_or_path", _tokenizer(tmp_path),
-                   "--per_device_train_batch_size", "4", "--gradient_accumulation_steps", "2",
+    own_data = [a for i, a in enumerate(base) if "--dataset_args.label_rate" not in base[max(i - 1, 0):i + 1]]
+    doubled = run([*own_data, "--dataset", str(path), "--dataset_args", "null", "--tokenizer_name_or_path",
+                   _tokenizer(tmp_path), "--per_device_train_batch_size", "4", "--gradient_accumulation_steps", "2",
                    "--output_dir", str(tmp_path / "doubled_run")])
     w1 = {n: p.detach() for n, p in single.model.named_parameters()}
     w2 = {n: p.detach() for n, p in doubled.model.named_parameters()}
@@ -173,8 +176,7 @@ def test_separation_is_a_mean_over_micro_batches_not_a_sum(tmp_path):
     sep = [h["anchor/separation"] for h in steps_of_trainer(doubled)]
     assert all(s > 1e-3 for s in sep)  # the term is active
     strong = run([*base, "--anchor_config", anchor.replace('"separation": 0.5', '"separation": 1.0'),
-                  "--synthetic_examples", "4", "--per_device_train_batch_size", "4",
-                  "--output_dir", str(tmp_path / "strong")])
+                  *four, "--per_device_train_batch_size", "4", "--output_dir", str(tmp_path / "strong")])
     w3 = {n: p.detach() for n, p in strong.model.named_parameters()}
     assert max((w1[n] - w3[n]).abs().max().item() for n in w1) > 1e-5
 

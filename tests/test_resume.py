@@ -17,6 +17,7 @@ import sys
 import pytest
 import torch
 
+import anchor_hf.experiments  # noqa: F401  registers the synthetic dataset of the recipe
 from anchor_hf.commands.train import run
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -26,7 +27,7 @@ ANCHOR = json.dumps({"layers": [0, 1], "concepts": [{
     "attract_schedule": {"ramp_end": 0.25, "anneal_start": 0.5, "anneal_end": 0.9, "floor": 0.1}}]})
 STEPS, SAVE_EVERY = 8, 3  # checkpoints at 3 and 6; the run dies while writing checkpoint-6
 ARGS = ["--config", RECIPE, "--anchor_config", ANCHOR, "--max_steps", str(STEPS), "--save_steps", str(SAVE_EVERY),
-        "--save_total_limit", "3", "--logging_steps", "1", "--synthetic_label_rate", "0.5", "--disable_tqdm", "true",
+        "--save_total_limit", "3", "--logging_steps", "1", "--dataset_args.label_rate", "0.5", "--disable_tqdm", "true",
         "--report_to", "none"]
 
 

@@ -78,7 +78,7 @@ def colour_models(tmp_path_factory) -> Path:
     assert main(["colour", "--corpus", "xkcd", "--seeds", "1", "--max-steps", "3", "--out", str(out), "--concept",
                  "orange", "--neversaw", "--train-args",
                  f"--disable_tqdm true --per_device_train_batch_size 8 --model_config '{tiny}' "
-                 "--colour_max_names 120"]) == 0
+                 "--dataset_args.max_names 120"]) == 0
     return out / "models"
 
 

@@ -8,6 +8,7 @@ import os
 import pytest
 import yaml
 
+import anchor_hf.experiments  # noqa: F401  registers the synthetic dataset of the recipe
 from anchor_hf import AnchorConfig, AnchorConfigError
 from anchor_hf.cli import main as cli_main
 from anchor_hf.errors import AnchorCheckpointError, AnchorDataError
@@ -92,8 +93,9 @@ def test_train_command_tokenizes_a_text_file_with_a_saved_tokenizer(tmp_path):
             for i in range(16)]
     (tmp_path / "data.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
     out = tmp_path / "run"
-    argv = ["--config", RECIPE, "--dataset", str(tmp_path / "data.jsonl"), "--tokenizer_name_or_path",
-            str(tmp_path / "tok"), "--output_dir", str(out), "--max_steps", "2", "--save_strategy", "no", *QUIET]
+    argv = ["--config", RECIPE, "--dataset", str(tmp_path / "data.jsonl"), "--dataset_args", "null",
+            "--tokenizer_name_or_path", str(tmp_path / "tok"), "--output_dir", str(out), "--max_steps", "2",
+            "--save_strategy", "no", *QUIET]
     from anchor_hf.commands.train import run
 
     trainer = run(argv)
@@ -106,8 +108,8 @@ def test_text_file_without_text_or_ids_is_refused(tmp_path):
 
     (tmp_path / "data.jsonl").write_text(json.dumps({"body": "t3 t4", "marked": 1.0}))
     with pytest.raises(AnchorDataError, match=r"neither `input_ids` nor the text column 'text'"):
-        run(["--config", RECIPE, "--dataset", str(tmp_path / "data.jsonl"), "--tokenizer_name_or_path",
-             _saved_tokenizer(tmp_path), "--output_dir", str(tmp_path / "o"), *QUIET])
+        run(["--config", RECIPE, "--dataset", str(tmp_path / "data.jsonl"), "--dataset_args", "null",
+             "--tokenizer_name_or_path", _saved_tokenizer(tmp_path), "--output_dir", str(tmp_path / "o"), *QUIET])
 
 
 def test_resume_last_without_a_checkpoint_is_refused(tmp_path):
@@ -131,3 +133,71 @@ def _saved_tokenizer(tmp_path) -> str:
     path = tmp_path / "tok"
     synthetic_tokenizer(64).save_pretrained(path)
     return str(path)
+
+
+def test_one_key_of_a_section_is_overridden_with_a_dotted_flag():
+    _, data_args, _, _ = parse_train_args(["--config", RECIPE, "--dataset_args.label_rate", "1.0",
+                                          "--dataset_args.concept=hot", "--model_config.hidden_size", "16"])
+    assert data_args.dataset_args == {"examples": 256, "seq_len": 32, "vocab_size": 64, "concept": "hot",
+                                      "concept_rate": 0.25, "label_rate": 1.0}
+    model_args, _, _, _ = parse_train_args(["--config", RECIPE, "--model_config.hidden_size", "16"])
+    assert model_args.model_config["hidden_size"] == 16 and model_args.model_config["num_hidden_layers"] == 2
+    _, untouched, _, _ = parse_train_args(["--config", RECIPE])
+    assert untouched.dataset_args["label_rate"] == 0.5  # control: the recipe's own value
+
+
+def test_a_hex_colour_on_the_command_line_stays_text():
+    from anchor_hf.train_args import parse_value
+
+    assert parse_value("#ff0000") == "#ff0000" and parse_value("3") == 3 and parse_value("[0, 1]") == [0, 1]
+    assert parse_value("null") is None and parse_value("true") is True
+
+
+@pytest.mark.parametrize("flags, error, message", [
+    (["--dataset_args.label_rte", "1.0"], AnchorConfigError,
+     r"`dataset_args` has unknown keys \['label_rte'\] for dataset 'synthetic'; allowed: \['examples'"),
+    (["--dataset_args.label_rate", "2"], AnchorDataError, r"`label_rate` must be a probability in \[0, 1\], got 2"),
+    (["--max_length", "64"], AnchorConfigError, r"\['max_length'\] apply to a file or Hub dataset"),
+    (["--evaluation.steer_prompts", "3"], AnchorConfigError, r"dataset 'synthetic' has no evaluation settings"),
+    (["--dataset", "nope.jsonl"], AnchorConfigError, r"`dataset_args` is set, but `dataset` = 'nope.jsonl' is a file"),
+    (["--dataset_args.label_rate"], AnchorConfigError, r"`--dataset_args.label_rate` needs a value"),
+])
+def test_a_bad_section_is_refused_before_anything_is_built(tmp_path, flags, error, message):
+    from anchor_hf.commands.train import run
+
+    with pytest.raises(error, match=message):
+        run(["--config", RECIPE, "--output_dir", str(tmp_path / "o"), *QUIET, *flags])
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_random_vector_is_drawn_at_the_model_width_from_its_seed(tmp_path):
+    from anchor_hf.commands.train import run
+    from anchor_hf.train_args import random_vector
+
+    anchor = {"layers": [0, 1], "concepts": [{"name": "marked", "vector": {"random_seed": 7}, "attract": 0.5}]}
+    trainer = run(["--config", RECIPE, "--anchor_config", json.dumps(anchor), "--output_dir", str(tmp_path / "o"),
+                   "--max_steps", "1", "--save_strategy", "no", *QUIET])
+    saved = AnchorConfig.from_pretrained(tmp_path / "o").concept("marked").vector
+    assert len(saved) == 32 and saved == pytest.approx(random_vector(32, 7))  # the written-out direction
+    assert saved != pytest.approx(random_vector(32, 8))  # control: the seed decides it
+    assert trainer.anchor_config.hidden_size == 32
+    with pytest.raises(AnchorConfigError, match=r"must be a list of numbers or \{random_seed: INT\}"):
+        AnchorArguments(anchor_config={**anchor, "concepts": [{"name": "m", "vector": {"seed": 1}}]}).to_anchor_config(8)
+    with pytest.raises(AnchorConfigError, match="is drawn at the model's width, which is not known here"):
+        AnchorArguments(anchor_config=anchor).to_anchor_config()
+
+
+def test_lora_config_trains_adapters_only_and_saves_the_adapter(tmp_path):
+    from anchor_hf.commands.train import run
+
+    base = tmp_path / "base"
+    run(["--config", RECIPE, "--output_dir", str(base), "--max_steps", "1", "--save_strategy", "no", *QUIET])
+    trainer = run(["--config", RECIPE, "--model_name_or_path", str(base), "--model_config", "null",
+                   "--lora_config", '{"r": 2, "target_modules": ["q_proj", "v_proj"]}',
+                   "--output_dir", str(tmp_path / "lora"), "--max_steps", "2", "--save_strategy", "no", *QUIET])
+    trainable = [n for n, p in trainer.model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+    assert (tmp_path / "lora" / "adapter_config.json").is_file() and (tmp_path / "lora" / "anchor_config.json").is_file()
+    assert not (tmp_path / "lora" / "model.safetensors").exists()
+    with pytest.raises(AnchorConfigError, match="`lora_config`"):
+        run(["--config", RECIPE, "--lora_config", '{"rank": 2}', "--output_dir", str(tmp_path / "bad"), *QUIET])

@@ -1,10 +1,13 @@
-"""`anchor-hf train --config RECIPE.yaml [--key value ...]`: the one training entry point.
+"""`anchor-hf train --config RECIPE [--key value ...]`: the one training entry point.
 
-Every recipe goes through here, under `python`, `accelerate launch` and `torchrun` alike
-(`scripts/train.py` is the same entry point as a file, for launchers that want one). It
-parses the recipe (`anchor_hf.train_args`), builds the tokenizer, data, model and
-`AnchorTrainer`, trains (resuming if asked), saves the model with `anchor_config.json`,
-pushes to the Hub if asked, and always tears the process group down. A launched
+Every recipe goes through here, under `python`, `accelerate launch -m anchor_hf.cli train`
+and `torchrun` alike (`scripts/train.py` is the same entry point as a file), and so do the
+experiments' drivers (`anchor-hf colour`, `goemotions`, `repro-paper`), which call `run`
+with their recipe and a few overrides. It parses the recipe (`anchor_hf.train_args`), asks
+the registered dataset builder (`anchor_hf.registry`) for the data and whatever else it
+owns, builds the rest (tokenizer, model, LoRA adapters, collator) and the `AnchorTrainer`,
+trains (resuming if asked), saves the model with `anchor_config.json` and the builder's
+files, pushes to the Hub if asked, and always tears the process group down. A launched
 multi-process run then leaves without running C++ destructors (`exit_launched_process`),
 which is what makes it exit cleanly every time (docs/multiprocess.md).
 """
@@ -16,13 +19,16 @@ import atexit
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import fields
 from typing import Any, NoReturn
 
 from ..errors import AnchorConfigError, AnchorDataError
+from ..io import write_text
+from ..registry import BuildContext, BuiltData, DatasetBuilder, dataset_builder, registered_datasets, resolve_model
 from ..train_args import (DataArguments, ModelArguments, find_resume_checkpoint, load_mapping, make_parser,
                           parse_train_args)
 
-HELP = "Train with anchoring from a flat YAML recipe (`--config`) plus `--key value` overrides."
+HELP = "Train with anchoring from a YAML recipe (`--config FILE` or a shipped recipe's name) plus overrides."
 
 
 def register(subparsers: Any) -> None:
@@ -36,6 +42,10 @@ def main(args: argparse.Namespace) -> int:
     argv = list(args.argv)
     if "-h" in argv or "--help" in argv:
         make_parser().print_help()
+        print("\nregistered datasets (`dataset: NAME`, settings under `dataset_args`, one key with "
+              "`--dataset_args.KEY VALUE`):")
+        for name, summary in registered_datasets().items():
+            print(f"  {name:14s} {summary}")
         return 0
     return launch(argv)
 
@@ -67,12 +77,18 @@ def exit_launched_process(code: int) -> NoReturn:
     os._exit(code)
 
 
-def run(argv: Sequence[str], callbacks: Sequence[Any] | None = None) -> Any:
+def run(argv: Sequence[str], callbacks: Sequence[Any] | None = None, quiet: bool = False) -> Any:
     """Train as the recipe and flags in `argv` say; returns the trainer.
 
+    A registered `dataset` (`anchor_hf.registry`) builds the data and may bring its own
+    tokenizer, model, collator and files; the experiments register theirs on
+    `import anchor_hf.experiments` (the `anchor-hf` command does it). Everything is checked
+    before anything is built.
+
     Args:
-        argv: `[--config RECIPE.yaml] [--key value ...]`.
+        argv: `[--config RECIPE] [--key value ...] [--dataset_args.KEY value ...]`.
         callbacks: extra `TrainerCallback`s (tests use one to kill a run mid-way).
+        quiet: print neither a progress bar nor logged metrics (drivers that train many small models).
     """
     import torch.distributed as dist
     from transformers import set_seed
@@ -82,24 +98,44 @@ def run(argv: Sequence[str], callbacks: Sequence[Any] | None = None) -> Any:
 
     try:
         model_args, data_args, anchor_args, training_args = parse_train_args(argv)
-        anchor_config = anchor_args.to_anchor_config()
+        builder, builder_args = resolve_dataset(data_args)
+        if model_args.model_name_or_path is not None:
+            model_args.model_name_or_path = resolve_model(model_args.model_name_or_path)
+        width = model_width(model_args) if anchor_args.needs_hidden_size() else None
+        anchor_config = anchor_args.to_anchor_config(hidden_size=width)
         resume = find_resume_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
         set_seed(training_args.seed)
-        tokenizer = build_tokenizer(model_args, data_args)
-        dataset = build_dataset(data_args, tokenizer)
-        model = build_model(model_args, tokenizer)
         seed = training_args.seed if anchor_args.label_seed is None else anchor_args.label_seed
-        collator = AnchorDataCollator(tokenizer, anchor_config, draw=anchor_args.label_draw, seed=seed)
-        trainer = AnchorTrainer(model=model, args=training_args, anchor_config=anchor_config, train_dataset=dataset,
-                                data_collator=collator, processing_class=tokenizer, callbacks=list(callbacks or []))
+        tokenizer = named_tokenizer(model_args)
+        if builder is None:
+            if tokenizer is None:
+                raise AnchorConfigError(f"`dataset` = {data_args.dataset!r} needs a tokenizer: set "
+                                        "`tokenizer_name_or_path` or `model_name_or_path`")
+            built = BuiltData(build_dataset(data_args, tokenizer))
+        else:
+            context = BuildContext(model_args, training_args, anchor_config, tokenizer, anchor_args.label_draw, seed)
+            built = builder.build(builder_args, context)
+        tokenizer = with_pad_token(built.tokenizer) if built.tokenizer is not None else tokenizer
+        model = built.model if built.model is not None else build_model(model_args, tokenizer)
+        model = with_lora(model, model_args.lora_config)
+        collator = built.collator
+        if collator is None:
+            collator = AnchorDataCollator(tokenizer, anchor_config, draw=anchor_args.label_draw, seed=seed)
+        trainer = AnchorTrainer(model=model, args=training_args, anchor_config=anchor_config,
+                                train_dataset=built.train_dataset, data_collator=collator, processing_class=tokenizer,
+                                callbacks=list(callbacks or []))
+        if quiet:
+            from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+            for callback in (PrinterCallback, ProgressCallback):
+                trainer.remove_callback(callback)
         trainer.train(resume_from_checkpoint=resume)
         trainer.save_model()
         trainer.save_state()  # trainer_state.json: the log history beside the model
         trainer.create_model_card()  # README.md listing the anchors (anchor_hf.hub)
-        if data_args.dataset in ("colour_names", "colour_mixing") and trainer.is_world_process_zero():
-            from anchor_hf.experiments.colour.spec import save_spec, spec_from_data_args
-
-            save_spec(spec_from_data_args(data_args), training_args.output_dir)  # evaluation rebuilds the corpus
+        if trainer.is_world_process_zero():
+            for name, text in built.files.items():  # what evaluation needs to rebuild the data
+                write_text(os.path.join(training_args.output_dir, name), text)
         if training_args.push_to_hub:
             trainer.push_to_hub()
         return trainer
@@ -109,47 +145,98 @@ def run(argv: Sequence[str], callbacks: Sequence[Any] | None = None) -> Any:
             dist.destroy_process_group()
 
 
-def build_tokenizer(model_args: ModelArguments, data_args: DataArguments) -> Any:
-    """The named tokenizer, the model's, or a local word-level one for synthetic data."""
+# Fields of `DataArguments` read by the file / Hub loader only (a registered builder has its own).
+FILE_LOADER_FIELDS = ("dataset_split", "text_column", "max_length", "max_train_examples")
+
+
+def resolve_dataset(data_args: DataArguments) -> tuple[DatasetBuilder | None, Any]:
+    """The registered builder `dataset` names and its checked settings, or `(None, None)` for a file or Hub dataset.
+
+    Checks before anything is built: the builder's `dataset_args` and `evaluation` sections
+    (unknown keys, bad values), and that no setting meant for the other kind of dataset is set.
+    """
+    name = data_args.dataset
+    if not name:
+        raise AnchorConfigError("`dataset` is required: a registered dataset "
+                                f"({', '.join(registered_datasets()) or 'none registered'}), a local file or folder, "
+                                "or a Hub dataset")
+    builder = dataset_builder(name)
+    if builder is None:
+        for section in ("dataset_args", "evaluation"):
+            if getattr(data_args, section):
+                raise AnchorConfigError(f"`{section}` is set, but `dataset` = {name!r} is a file, folder or Hub "
+                                        f"dataset, which takes none (clear it with `--{section} null`); registered "
+                                        f"datasets: {', '.join(registered_datasets()) or 'none'} (the experiments "
+                                        "register theirs on `import anchor_hf.experiments`)")
+        return None, None
+    defaults = DataArguments()
+    changed = [f for f in FILE_LOADER_FIELDS if getattr(data_args, f) != getattr(defaults, f)]
+    if changed:
+        raise AnchorConfigError(f"{changed} apply to a file or Hub dataset; dataset {name!r} takes its settings "
+                                f"under `dataset_args` (allowed: {[f.name for f in fields(builder.args)]})")
+    args = builder.read_args(load_section(data_args.dataset_args, "dataset_args"))
+    builder.read_evaluation(load_section(data_args.evaluation, "evaluation"))
+    return builder, args
+
+
+def load_section(value: dict | str | None, name: str) -> dict[str, Any] | None:
+    return None if value is None else load_mapping(value, name)
+
+
+def named_tokenizer(model_args: ModelArguments) -> Any | None:
+    """The tokenizer the recipe names (`tokenizer_name_or_path`, else the model's), or None."""
     name = model_args.tokenizer_name_or_path or model_args.model_name_or_path
-    if name is not None:
-        from transformers import AutoTokenizer
+    if name is None:
+        return None
+    from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(name)
-    elif data_args.dataset in ("colour_names", "colour_mixing"):  # built locally from the corpus
-        from anchor_hf.experiments.colour.spec import spec_from_data_args
+    return with_pad_token(AutoTokenizer.from_pretrained(name))
 
-        tokenizer = spec_from_data_args(data_args).tokenizer()
-    elif data_args.dataset == "synthetic":
-        from anchor_hf.experiments.synthetic import synthetic_tokenizer
 
-        tokenizer = synthetic_tokenizer(data_args.synthetic_vocab_size)
-    else:
-        raise AnchorConfigError(f"`dataset` = {data_args.dataset!r} needs a tokenizer: set `tokenizer_name_or_path` "
-                                "or `model_name_or_path`")
-    if tokenizer.pad_token is None:  # causal LMs often ship without one; the collator needs it
+def with_pad_token(tokenizer: Any) -> Any:
+    """`tokenizer` with a pad token: causal LMs often ship without one, and the collator needs it."""
+    if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
 
 
+def model_width(model_args: ModelArguments) -> int:
+    """The hidden size of the model the recipe describes, read from its config without building it."""
+    from transformers import AutoConfig
+
+    if model_args.model_name_or_path is not None:
+        config = AutoConfig.from_pretrained(model_args.model_name_or_path)
+        values = vars(config)
+    else:
+        values = load_mapping(model_args.model_config, "model_config") if model_args.model_config is not None else {}
+        if not any(k in values for k in ("hidden_size", "n_embd", "d_model")):
+            values = vars(AutoConfig.for_model(model_args.model_type))
+    for key in ("hidden_size", "n_embd", "d_model"):
+        if isinstance(values.get(key), int):
+            return values[key]
+    raise AnchorConfigError("cannot tell the model's width (no `hidden_size`, `n_embd` or `d_model` in its config) "
+                            "to draw a random `vector`; give the vector as a list")
+
+
+def with_lora(model: Any, lora_config: dict | str | None) -> Any:
+    """`model` wrapped with PEFT LoRA adapters built from `lora_config` (a `LoraConfig`'s keywords), or unchanged."""
+    if lora_config is None:
+        return model
+    from peft import LoraConfig, get_peft_model
+
+    kwargs = {"task_type": "CAUSAL_LM", **load_mapping(lora_config, "lora_config")}
+    try:
+        return get_peft_model(model, LoraConfig(**kwargs))
+    except (TypeError, ValueError) as err:
+        raise AnchorConfigError(f"`lora_config` = {kwargs}: {err}") from err
+
+
 def build_dataset(data_args: DataArguments, tokenizer: Any) -> Any:
-    """The training split, tokenized if it has no `input_ids`."""
+    """The training split of a file, folder or Hub dataset, tokenized if it has no `input_ids`."""
     import datasets
 
     name = data_args.dataset
-    if name == "synthetic":
-        from anchor_hf.experiments.synthetic import synthetic_concept_dataset
-
-        ds = synthetic_concept_dataset(
-            data_args.synthetic_examples, data_args.synthetic_seq_len, data_args.synthetic_vocab_size,
-            concept=data_args.synthetic_concept, concept_rate=data_args.synthetic_concept_rate,
-            label_rate=data_args.synthetic_label_rate, min_len=data_args.synthetic_min_len,
-            seed=data_args.synthetic_seed)
-    elif name in ("colour_names", "colour_mixing"):
-        from anchor_hf.experiments.colour.spec import spec_from_data_args
-
-        ds = spec_from_data_args(data_args).train_dataset(tokenizer)
-    elif os.path.isdir(name):
+    if os.path.isdir(name):
         ds = datasets.load_from_disk(name)
         if isinstance(ds, datasets.DatasetDict):
             if data_args.dataset_split not in ds:

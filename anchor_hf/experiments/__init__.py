@@ -10,8 +10,20 @@ from here): data, small models, evaluation, report and its `anchor-hf` sub-comma
 - `bench`: what anchoring costs over a plain `Trainer` (`anchor-hf bench`);
 - `synthetic`: token walks with one planted concept, the tiny recipe's data.
 
-`anchor_hf.cli`, the composition root, registers the sub-commands listed here.
+Importing this package registers the experiments' dataset builders (`anchor_hf.registry`):
+`synthetic`, `colour_names`, `colour_mixing`, `colour_cube` and `goemotions`, and the packaged
+model `packaged:smollm2-135m-instruct`. `anchor_hf.cli`, the composition root, imports it and
+registers the sub-commands listed here; Python code that trains their recipes with
+`anchor_hf.commands.train.run` imports it first.
 """
+
+from importlib import import_module
+
+# modules that register a dataset builder (or a packaged model) when imported; each keeps its heavy imports inside
+REGISTERING_MODULES = ("anchor_hf.experiments.synthetic", "anchor_hf.experiments.colour.builders",
+                       "anchor_hf.experiments.colour.ae.builder", "anchor_hf.experiments.goemotions.builder")
+for _module in REGISTERING_MODULES:
+    import_module(_module)
 
 # modules whose `register(subparsers)` adds an `anchor-hf` sub-command, in `--help` order
 COMMAND_MODULES = ("anchor_hf.experiments.colour.lm.cli", "anchor_hf.experiments.colour.lm.demo",

@@ -1,24 +1,28 @@
-"""What `anchor-hf train` needs for the colour corpora: the corpus spec, its tokenizer, its splits.
+"""A colour corpus and its labels as one object: the spec, its tokenizer, its splits.
 
-`dataset: colour_names` (XKCD or the colornames list) and `dataset: colour_mixing` are
-built here from the recipe's `colour_*` fields, so training (`commands/train.py`) and
-evaluation (`anchor_hf.colour_lm`) rebuild exactly the same splits from the same spec.
+`dataset: colour_names` (XKCD or the colornames list) and `dataset: colour_mixing` read a
+recipe's `dataset_args` into a `ColourSpec` (`builders.py`), so training and evaluation
+(`anchor_hf.experiments.colour.lm`) rebuild exactly the same splits from the same spec,
+saved beside each trained model as `colour_spec.json`.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import torch
 
 from anchor_hf.errors import AnchorDataError
+from anchor_hf.io import write_text
 from .corpus import ColourName, char_tokenizer, load_names, names_dataset, split_heldout, word_tokenizer
 from .mixing import mixing_dataset, mixing_tokenizer, split_pairs, word_rgb
 from .target import ColourTarget, exact_labels, parse_target, similarity
 
 Corpus = Literal["xkcd", "colornames", "mixing"]
-DATASETS = {"colour_names", "colour_mixing"}
+SPEC_FILE = "colour_spec.json"
 
 
 @dataclass(frozen=True)
@@ -105,28 +109,18 @@ class ColourSpec:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-
-SPEC_FILE = "colour_spec.json"
+    def to_json(self) -> str:
+        """The text of `colour_spec.json`."""
+        return json.dumps(self.to_dict(), indent=1) + "\n"
 
 
 def save_spec(spec: ColourSpec, folder: str) -> str:
-    """Write `colour_spec.json` beside a trained model, so its corpus can be rebuilt exactly later."""
-    import json
-    import os
-
-    path = os.path.join(folder, SPEC_FILE)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(spec.to_dict(), f, indent=1)
-    os.replace(tmp, path)
-    return path
+    """Write `colour_spec.json` beside a trained model (atomically), so its corpus can be rebuilt exactly later."""
+    return write_text(os.path.join(folder, SPEC_FILE), spec.to_json())
 
 
 def load_spec(folder: str) -> ColourSpec | None:
     """The `ColourSpec` saved beside a model by `anchor-hf train`, or None if there is none."""
-    import json
-    import os
-
     path = os.path.join(folder, SPEC_FILE)
     if not os.path.isfile(path):
         return None
@@ -137,18 +131,3 @@ def load_spec(folder: str) -> ColourSpec | None:
     except (ValueError, TypeError) as err:
         raise AnchorDataError(f"{path} is not a colour spec ({err}); allowed fields: "
                               f"{sorted(ColourSpec.__dataclass_fields__)}") from err
-
-
-def spec_from_data_args(data_args: Any) -> ColourSpec:
-    """The `ColourSpec` of a recipe's `DataArguments` (`dataset: colour_names|colour_mixing`)."""
-    if data_args.dataset not in DATASETS:
-        raise AnchorDataError(f"`dataset` = {data_args.dataset!r} is not a colour corpus ({sorted(DATASETS)})")
-    corpus = "mixing" if data_args.dataset == "colour_mixing" else data_args.colour_source
-    if data_args.dataset == "colour_names" and corpus not in ("xkcd", "colornames"):
-        raise AnchorDataError(f"`colour_source` must be 'xkcd' or 'colornames', got {corpus!r}")
-    return ColourSpec(corpus=corpus, concept=data_args.colour_concept, data_dir=data_args.colour_data_dir,
-                      heldout_fraction=data_args.colour_heldout_fraction, label_peak=data_args.colour_label_peak,
-                      label_power=data_args.colour_label_power, seed=data_args.colour_seed,
-                      max_names=data_args.colour_max_names, reverse=data_args.colour_reverse,
-                      answer_only=data_args.colour_answer_only, tokenizer_kind=data_args.colour_tokenizer,
-                      exclude_target=data_args.colour_exclude_target)

@@ -40,12 +40,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--seeds", type=int, default=3, help="training seeds 0..N-1 (default: 3)")
     parser.add_argument("--out", default="results/goemotions", help="report folder (default: results/goemotions)")
     parser.add_argument("--data-dir", default=None,
-                        help="GoEmotions folder (train/dev/test.tsv or original/…), read in place; "
-                             "default: the Hub dataset (online only)")
+                        help="GoEmotions folder (train/dev/test.tsv or original/…), read in place; default: the "
+                             "recipe's dataset_args.data_dir, else the Hub dataset (online only)")
     parser.add_argument("--models-dir", default=None, help="where models are trained (default: OUT/models)")
     parser.add_argument("--recipe-file", default=None, help="another recipe YAML instead of the shipped one")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a recipe key, the value read as YAML (repeatable)")
+                        help="override a recipe key (max_steps, dataset_args.label_replay, or a short name such as "
+                             "attract or steer_prompts), the value read as YAML (repeatable)")
     parser.add_argument("--train-only", action="store_true", help="train the models, skip evaluation")
     parser.add_argument("--shard", type=shard_arg, default=None, metavar="I/N",
                         help="with --train-only: train only every N-th model starting at the I-th (0-based), so N "
@@ -81,11 +82,11 @@ def main(args: argparse.Namespace) -> int:
     run = GoEmotionsRun(recipe=args.recipe, concept=args.concept, label_rates=list(args.label_rate),
                         seeds=args.seeds, out=args.out, data_dir=args.data_dir, models_dir=args.models_dir,
                         overrides=parse_overrides(args.set), recipe_file=args.recipe_file)
-    if not torch.cuda.is_available() and run.settings.recipe == "scratch":
+    if not torch.cuda.is_available() and not run.settings.is_pretrained:
         torch.set_num_threads(1)  # tiny models: one thread is several times faster on a small, shared CPU
     start = time.time()
     prepared = prepare(run)
-    train_all(run, prepared, shard=args.shard)
+    train_all(run, shard=args.shard)
     if args.train_only:
         return 0
     summaries = evaluate_all(run, prepared, command_of(args))

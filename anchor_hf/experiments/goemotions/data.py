@@ -317,3 +317,13 @@ def has_label(value: float | list[float]) -> bool:
 def without_concepts(comments: Sequence[Comment], concepts: Sequence[EmotionConcept]) -> list[Comment]:
     """The comments carrying none of the concepts: training data of a model that never saw them."""
     return [c for c in comments if not any(k.holds(c) for k in concepts)]
+
+
+def training_comments(comments: Sequence[Comment], concepts: Sequence[EmotionConcept], limit: int | None = None,
+                      exclude: bool = False) -> list[Comment]:
+    """The comments a model trains on: a fixed random subset of `limit` (the same for every model of a run),
+    minus the concepts' comments when `exclude` (the never-saw-it model)."""
+    comments = list(comments)
+    if limit is not None and limit < len(comments):
+        comments = random.Random(0).sample(comments, limit)
+    return without_concepts(comments, concepts) if exclude else comments

@@ -40,8 +40,8 @@ from anchor_hf.probes.posthoc import mean_difference
 from anchor_hf.probes.scores import token_nll
 from anchor_hf.probes.states import collect_states
 from anchor_hf.probes.steerability import summarize_dose_response
+from .builder import GoEmotionsEvaluation
 from .classifier import BagOfWords
-from .recipe import GoEmotionsRecipe
 
 RISE_FLOOR = 1e-3  # nats: a non-concept rise below this counts as this, so the ratio stays finite
 
@@ -60,48 +60,49 @@ class EvalData:
     prompts: torch.Tensor  # [P, k] token ids of prompt prefixes (non-concept test comments)
     classifier: BagOfWords
     classifier_auroc: float  # of the classifier on the test split
-    recipe: GoEmotionsRecipe
+    settings: GoEmotionsEvaluation
+    max_length: int  # tokens per comment, as in training
     tokenizer: Any
 
     @classmethod
-    def build(cls, splits: dict[str, list[Comment]], concept: EmotionConcept, recipe: GoEmotionsRecipe,
-              tokenizer: Any) -> "EvalData":
+    def build(cls, splits: dict[str, list[Comment]], concept: EmotionConcept, settings: GoEmotionsEvaluation,
+              max_length: int, tokenizer: Any) -> "EvalData":
         rng = random.Random(0)
         test, train = splits["test"], splits["train"]
         yes = [c for c in test if concept.holds(c)]
         no = [c for c in test if not concept.holds(c)]
-        cap = recipe.eval_examples
+        cap = settings.eval_examples
         concept_test = rng.sample(yes, min(len(yes), max(1, cap // 4)))
         other_test = rng.sample(no, min(len(no), cap))
         heldout = rng.sample(test, min(len(test), cap))
         groups, related = {}, {}
-        for name in recipe.entanglement_groups:
+        for name in settings.entanglement_groups:
             group = resolve_concept(name)
             members = [c for c in test if group.holds(c) and not concept.holds(c)]
             groups[name] = rng.sample(members, min(len(members), max(1, cap // 4)))
             related[name] = _related(concept, group)
         train_yes = [c for c in train if concept.holds(c)]
         train_no = [c for c in train if not concept.holds(c)]
-        n_yes = min(len(train_yes), recipe.posthoc_examples // 3)
-        posthoc_fit = rng.sample(train_yes, n_yes) + rng.sample(train_no, recipe.posthoc_examples - n_yes)
-        k = recipe.steer_prompt_tokens
+        n_yes = min(len(train_yes), settings.posthoc_examples // 3)
+        posthoc_fit = rng.sample(train_yes, n_yes) + rng.sample(train_no, settings.posthoc_examples - n_yes)
+        k = settings.steer_prompt_tokens
         prompts = []
         for c in rng.sample(no, len(no)):
             ids = tokenizer(c.text, add_special_tokens=False)["input_ids"]
             if len(ids) >= k + 2:
                 prompts.append(ids[:k])
-            if len(prompts) == recipe.steer_prompts:
+            if len(prompts) == settings.steer_prompts:
                 break
         classifier = BagOfWords.fit([c.text for c in train], [int(concept.holds(c)) for c in train])
         scores = classifier.score([c.text for c in test])
         clf_auroc = auroc(scores, torch.tensor([concept.holds(c) for c in test]))
         return cls(concept, heldout, concept_test, other_test, groups, related, posthoc_fit,
-                   torch.tensor(prompts, dtype=torch.long), classifier, clf_auroc, recipe, tokenizer)
+                   torch.tensor(prompts, dtype=torch.long), classifier, clf_auroc, settings, max_length, tokenizer)
 
     def batches(self, comments: Sequence[Comment]) -> list[dict[str, torch.Tensor]]:
         """Right-padded model inputs, tokenized as in training (end-of-text token appended)."""
-        ids = encode_comments(self.tokenizer, [c.text for c in comments], self.recipe.max_length)
-        return pad_batches(ids, self.tokenizer.pad_token_id, self.recipe.eval_batch_size)
+        ids = encode_comments(self.tokenizer, [c.text for c in comments], self.max_length)
+        return pad_batches(ids, self.tokenizer.pad_token_id, self.settings.eval_batch_size)
 
 
 def _related(concept: EmotionConcept, group: EmotionConcept) -> bool:
@@ -159,7 +160,7 @@ def generate_scores(model: nn.Module, data: EvalData, context: Callable[[], Abst
     prompts = data.prompts
     with torch.no_grad(), context():
         out = model.generate(input_ids=prompts, attention_mask=torch.ones_like(prompts), do_sample=False,
-                             max_new_tokens=data.recipe.steer_new_tokens, pad_token_id=data.tokenizer.pad_token_id,
+                             max_new_tokens=data.settings.steer_new_tokens, pad_token_id=data.tokenizer.pad_token_id,
                              eos_token_id=None)
     texts = data.tokenizer.batch_decode(out[:, prompts.shape[1]:], skip_special_tokens=True)
     return data.classifier.score(texts)
@@ -167,7 +168,7 @@ def generate_scores(model: nn.Module, data: EvalData, context: Callable[[], Abst
 
 def dose_curve(model: nn.Module, data: EvalData, steer_at: Callable[[float], AbstractContextManager[Any]]
                ) -> dict[str, Any]:
-    doses = list(data.recipe.steer_doses)
+    doses = list(data.settings.steer_doses)
     scores = torch.stack([generate_scores(model, data, lambda d=d: steer_at(d)) for d in doses], dim=1)  # [P, C]
     return summarize_dose_response(doses, scores)
 
@@ -261,6 +262,16 @@ def posthoc_directions(model: nn.Module, data: EvalData, layers: Sequence[int]) 
     return per_layer, together
 
 
+def load_trained(model_dir: str, base_path: str | None) -> nn.Module:
+    """A trained model in eval mode, a LoRA adapter merged into `base_path` so weight edits act on plain weights."""
+    import os
+
+    from anchor_hf.io import ADAPTER_CONFIG, load_model
+
+    adapter = os.path.isfile(os.path.join(model_dir, ADAPTER_CONFIG))
+    return load_model(model_dir, base_model=base_path if adapter else None, merge_adapter=True)
+
+
 def no_intervention() -> AbstractContextManager[Any]:
     return nullcontext()
 
@@ -269,15 +280,13 @@ def no_intervention() -> AbstractContextManager[Any]:
 def _baseline(run: Any, prepared: Any, data: EvalData, seed: int, layers: list[int], v_hat: torch.Tensor,
               log: Any) -> dict[str, Any]:
     """Control, never-saw-it and post-hoc measurements of a seed (shared by every label rate)."""
-    from transformers import AutoModelForCausalLM
-
-    from .models import load_trained
+    from anchor_hf.io import load_model
 
     control = load_trained(run.model_dir("control", seed), prepared.base_path)
     neversaw = load_trained(run.model_dir("neversaw", seed), prepared.base_path)
-    # Recipe A's baseline is the control; recipe B's is the pre-fine-tune model (issue 6).
+    # Recipe A's baseline is the control; recipe B's is the pre-fine-tune model.
     pretrained = prepared.base_path is not None
-    posthoc_model = AutoModelForCausalLM.from_pretrained(prepared.base_path).eval() if pretrained else control
+    posthoc_model = load_model(prepared.base_path) if pretrained else control
     n_blocks = posthoc_model.config.num_hidden_layers
     test = data.concept_test + data.other_test
     labels = torch.tensor([1] * len(data.concept_test) + [0] * len(data.other_test))
@@ -310,8 +319,6 @@ def _baseline(run: Any, prepared: Any, data: EvalData, seed: int, layers: list[i
 def evaluate_seed(run: Any, prepared: Any, data: EvalData, seed: int, rate: float,
                   baselines: dict[int, dict[str, Any]], log: Any = print) -> dict[str, Any]:
     """Every measurement of one seed at one label rate (`baselines` caches the rate-independent ones)."""
-    from .models import load_trained
-
     name = run.concepts[0].column
     folder = run.model_dir("anchored", seed, rate)
     model = load_trained(folder, prepared.base_path)

@@ -1,15 +1,26 @@
-"""The GoEmotions recipes: flat YAML files (`recipes/goemotions_*.yaml`) read into one dataclass.
+"""The GoEmotions recipes and the `--set KEY=VALUE` overrides of `anchor-hf goemotions`.
 
-Like `anchor-hf train` recipes they are flat (one key per setting, a reason beside each in
-the file) and every key can be overridden (`--set key=value`, the value read as YAML).
-Unlike them they also say how to evaluate, because `anchor-hf goemotions` trains *and*
-evaluates. Every value is checked before anything is built.
+`recipes/goemotions_scratch.yaml` (recipe A) and `recipes/goemotions_smollm2_lora.yaml`
+(recipe B) are ordinary `anchor-hf train` recipes: `dataset: goemotions` with its
+`dataset_args`, an `anchor_config` whose one concept is the template every anchored
+emotion copies, and an `evaluation` section. `anchor-hf goemotions` reads one, applies the
+overrides, and trains each model through the one training driver.
+
+An override names a key where it lives (`max_steps`, `dataset_args.label_replay`,
+`evaluation.steer_prompts`, `anchor_config.layers`) or by the short name it had when these
+recipes were flat, which keeps the commands of the committed reports working:
+`label_replay`, `steer_prompts` (any `dataset_args` / `evaluation` key), `attract`, `repel`,
+`repel_kind`, `tau`, `exclusive`, `route` (every concept), `anchor_layers`, `separation`,
+`anchor_span` (`all` | `text`: pool over every token, or over the comment without its
+end-of-text token), `direction` (`axis` | `random`), `finetune` (`lora` | `full`),
+`lora_r`, `lora_alpha`, `lora_dropout`, `lora_target_modules`, `warmup_ratio`.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, field, fields
+import copy
+import dataclasses
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -17,125 +28,38 @@ import yaml
 from anchor_hf.errors import AnchorConfigError
 from anchor_hf.resources import recipe_path as shipped_recipe
 from anchor_hf.train_args import load_yaml_mapping
+from .builder import GoEmotionsArgs, GoEmotionsEvaluation
+from .data import TEXT_SPAN
 
 RECIPE_FILES = {"scratch": "goemotions_scratch.yaml", "smollm2": "goemotions_smollm2_lora.yaml"}
+RANDOM_SEED = 7_000  # seed of the first concept's random direction; the k-th uses RANDOM_SEED + k
+CONCEPT_KEYS = ("attract", "repel", "repel_kind", "tau", "exclusive", "route")
+LORA_KEYS = {"lora_r": "r", "lora_alpha": "lora_alpha", "lora_dropout": "lora_dropout",
+             "lora_target_modules": "target_modules"}
 
 
-@dataclass
+@dataclass(frozen=True)
 class GoEmotionsRecipe:
-    """Everything one `anchor-hf goemotions` run trains and measures.
+    """A GoEmotions recipe after overrides, with the parts the driver reads checked.
 
-    Model: `recipe` (`scratch`: a fresh `model_type` model sized by `model_config` on a BPE of
-    `vocab_size`; `smollm2`: fine-tune `model_name_or_path`, default the packaged SmolLM2 GGUF),
-    `finetune` (`lora` or `full`) and the LoRA settings.
-    Data: `max_length` tokens per comment, `max_train_examples` (None = all 43k),
-    `label_scheme` (`visit` or `subset`, see `data.goemotions.label_probabilities`),
-    `label_replay` (extra copies of each labelled comment, see `data.goemotions.build_dataset`),
-    `word_lists` (concept -> words for token-level labels).
-    Anchoring: `anchor_layers` (block indices), `direction` (`axis`: concept i on axis i;
-    `random`: a seeded random unit vector per concept, for pretrained models whose axes
-    carry outlier features), `attract`, `repel`, `repel_kind`, `tau`, `separation`, `exclusive`
-    (the exclusivity term, `geometry.exclusivity_loss`: equal off-anchor class means), `route`
-    (gradient routing, `anchor_hf.routing`: labelled comments learn through the anchored place only),
-    `anchor_span` (`all`: the pooled pull may land on any token, the appended end-of-text included;
-    `text`: only on the comment's own tokens — measured: with `all`, the pull of many runs latched
-    onto the end-of-text token, a concept-blind place, see docs/reports/goemotions/README.md).
-    Training: the usual `TrainingArguments` subset.
-    Evaluation: `eval_examples` test comments for perplexity and the non-concept groups,
-    `posthoc_examples` training comments to fit post-hoc directions, steering settings,
-    `entanglement_groups` (labels compared with the concept).
+    Attributes:
+        mapping: the whole recipe, as each training reads it.
+        data: its `dataset_args`; evaluation: its `evaluation` section.
     """
 
-    recipe: str = "scratch"
-    model_type: str = "llama"
-    model_config: dict[str, Any] = field(default_factory=dict)
-    vocab_size: int = 4096
-    model_name_or_path: str | None = None
-    finetune: str = "lora"
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.0
-    lora_target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj",
-                                                                    "gate_proj", "up_proj", "down_proj"])
-    max_length: int = 48
-    max_train_examples: int | None = None
-    label_scheme: str = "visit"
-    label_replay: int = 0
-    word_lists: dict[str, list[str]] | None = None
-    anchor_layers: list[int] = field(default_factory=lambda: [0, 1, 2, 3])
-    direction: str = "axis"
-    attract: float = 0.5
-    repel: float = 1.0
-    repel_kind: str = "square"
-    tau: float | None = 0.1
-    separation: float = 0.0
-    exclusive: float = 0.0
-    route: bool = False
-    anchor_span: str = "all"
-    learning_rate: float = 3e-3
-    max_steps: int = 1000
-    per_device_train_batch_size: int = 32
-    gradient_accumulation_steps: int = 1
-    warmup_ratio: float = 0.05
-    weight_decay: float = 0.01
-    lr_scheduler_type: str = "cosine"
-    logging_steps: int = 50
-    bf16: bool = False
-    eval_examples: int = 1000
-    posthoc_examples: int = 1500
-    eval_batch_size: int = 64
-    steer_doses: list[float] = field(default_factory=lambda: [0.0, 0.1, 0.2, 0.4])
-    steer_prompts: int = 48
-    steer_prompt_tokens: int = 4
-    steer_new_tokens: int = 12
-    entanglement_groups: list[str] = field(default_factory=lambda: ["annoyance", "disgust", "joy", "gratitude"])
+    mapping: dict[str, Any]
+    data: GoEmotionsArgs
+    evaluation: GoEmotionsEvaluation
 
-    def __post_init__(self) -> None:
-        self.validate()
+    @property
+    def is_pretrained(self) -> bool:
+        """Whether the recipe fine-tunes a pretrained model (recipe B) rather than training one from scratch."""
+        return self.mapping.get("model_name_or_path") is not None
 
-    def validate(self) -> None:
-        """Raise `AnchorConfigError` naming the first field whose value is not allowed."""
-        choices = {"recipe": ("scratch", "smollm2"), "finetune": ("lora", "full"), "label_scheme": ("visit", "subset"),
-                   "direction": ("axis", "random"), "repel_kind": ("square", "hinge"),
-                   "lr_scheduler_type": ("linear", "cosine", "constant", "constant_with_warmup")}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise AnchorConfigError(f"`{name}` must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
-        positive_ints = ("vocab_size", "lora_r", "max_length", "max_steps", "per_device_train_batch_size",
-                         "gradient_accumulation_steps", "logging_steps", "eval_examples", "posthoc_examples",
-                         "eval_batch_size", "steer_prompts", "steer_prompt_tokens", "steer_new_tokens")
-        for name in positive_ints:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise AnchorConfigError(f"`{name}` must be an int >= 1, got {value!r}")
-        for name in ("lora_alpha", "lora_dropout", "attract", "repel", "separation", "exclusive", "learning_rate",
-                     "warmup_ratio", "weight_decay"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise AnchorConfigError(f"`{name}` must be a finite number >= 0, got {value!r}")
-        if isinstance(self.label_replay, bool) or not isinstance(self.label_replay, int) or self.label_replay < 0:
-            raise AnchorConfigError(f"`label_replay` must be an int >= 0, got {self.label_replay!r}")
-        if self.anchor_span not in ("all", "text"):
-            raise AnchorConfigError(f"`anchor_span` must be 'all' or 'text', got {self.anchor_span!r}")
-        if not isinstance(self.route, bool):
-            raise AnchorConfigError(f"`route` must be true or false, got {self.route!r}")
-        if self.max_length < 4:
-            raise AnchorConfigError(f"`max_length` must be >= 4 tokens, got {self.max_length}")
-        if self.max_train_examples is not None and (not isinstance(self.max_train_examples, int)
-                                                    or self.max_train_examples < 2):
-            raise AnchorConfigError(f"`max_train_examples` must be None or an int >= 2, got {self.max_train_examples!r}")
-        if not self.anchor_layers or not all(isinstance(x, int) and not isinstance(x, bool) for x in self.anchor_layers):
-            raise AnchorConfigError(f"`anchor_layers` must be a non-empty list of block indices, got {self.anchor_layers!r}")
-        if self.tau is not None and (not isinstance(self.tau, (int, float)) or self.tau <= 0):
-            raise AnchorConfigError(f"`tau` must be > 0 or null (mean pull), got {self.tau!r}")
-        if not self.steer_doses or not all(isinstance(x, (int, float)) for x in self.steer_doses):
-            raise AnchorConfigError(f"`steer_doses` must be a non-empty list of numbers, got {self.steer_doses!r}")
-        if self.recipe == "scratch" and self.model_name_or_path is not None:
-            raise AnchorConfigError("`model_name_or_path` is for recipe smollm2; recipe scratch builds a fresh "
-                                    "model from `model_config`")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    @property
+    def template(self) -> dict[str, Any]:
+        """The recipe's one concept, which every anchored emotion copies."""
+        return self.mapping["anchor_config"]["concepts"][0]
 
 
 def recipe_path(recipe: str) -> str:
@@ -160,11 +84,121 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 
 
 def load_recipe(path: str, overrides: dict[str, Any] | None = None) -> GoEmotionsRecipe:
-    """The recipe in `path` with `overrides` applied; unknown keys are refused with the allowed ones."""
-    data = load_yaml_mapping(path, "recipe")
-    data.update(overrides or {})
-    known = {f.name for f in fields(GoEmotionsRecipe)}
-    unknown = sorted(set(data) - known)
+    """The recipe in `path` with `overrides` applied; raises naming an unknown key or a bad value."""
+    mapping = load_yaml_mapping(path, "recipe")
+    if mapping.get("dataset") != "goemotions":
+        raise AnchorConfigError(f"{path}: a GoEmotions recipe has `dataset: goemotions`, got {mapping.get('dataset')!r}")
+    anchor = mapping.get("anchor_config")
+    if not isinstance(anchor, dict) or not isinstance(anchor.get("concepts"), list) or len(anchor["concepts"]) != 1:
+        raise AnchorConfigError(f"{path}: `anchor_config` must hold exactly one concept, the template every anchored "
+                                "emotion copies")
+    mapping = apply_overrides(mapping, overrides or {})
+    return check(mapping)
+
+
+def check(mapping: dict[str, Any]) -> GoEmotionsRecipe:
+    """Check a whole recipe mapping as `anchor-hf train` would, before anything is built."""
+    from anchor_hf.commands.train import load_section, resolve_dataset
+    from anchor_hf.train_args import parse_train_args
+
+    _, data_args, anchor_args, _ = parse_train_args([], recipe=mapping)
+    builder, data = resolve_dataset(data_args)
+    anchor_args.to_anchor_config(hidden_size=1)  # the structure only: the width is the model's, known later
+    evaluation = builder.read_evaluation(load_section(data_args.evaluation, "evaluation") or {})
+    return GoEmotionsRecipe(mapping, data, evaluation)
+
+
+def apply_overrides(recipe: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """A copy of `recipe` with each override set where it lives (see the module docstring)."""
+    out = copy.deepcopy(recipe)
+    data_keys = {f.name for f in dataclasses.fields(GoEmotionsArgs)}
+    evaluation_keys = {f.name for f in dataclasses.fields(GoEmotionsEvaluation)}
+    unknown = []
+    last = sorted(overrides, key=lambda k: k == "finetune")  # `finetune=full` drops the LoRA keys set beside it
+    for key, value in ((k, overrides[k]) for k in last):
+        if "." in key:
+            _set_path(out, key, value)
+        elif key in data_keys:
+            out.setdefault("dataset_args", {})[key] = value
+        elif key in evaluation_keys:
+            out.setdefault("evaluation", {})[key] = value
+        elif not _apply_short_name(out, key, value) and not _set_top_level(out, key, value):
+            unknown.append(key)
     if unknown:
-        raise AnchorConfigError(f"{path}: unknown keys {unknown}; allowed: {sorted(known)}")
-    return GoEmotionsRecipe(**data)
+        raise AnchorConfigError(f"unknown keys {sorted(unknown)}; an override names a recipe key (`max_steps`), a "
+                                "key inside a section (`dataset_args.label_rate`), or one of the short names in "
+                                f"`anchor_hf.experiments.goemotions.recipe`: dataset_args {sorted(data_keys)}, "
+                                f"evaluation {sorted(evaluation_keys)}, anchoring {list(CONCEPT_KEYS)}, ...")
+    return out
+
+
+def _apply_short_name(recipe: dict[str, Any], key: str, value: Any) -> bool:
+    """Set a short name of the flat recipes; False when `key` is none."""
+    anchor = recipe["anchor_config"]
+    template = anchor["concepts"][0]
+    if key in CONCEPT_KEYS:
+        template[key] = value
+    elif key in ("anchor_layers", "separation"):
+        anchor["layers" if key == "anchor_layers" else key] = value
+    elif key == "anchor_span":
+        if value not in ("all", "text"):
+            raise AnchorConfigError(f"`anchor_span` must be 'all' or 'text', got {value!r}")
+        template["span_column"] = TEXT_SPAN if value == "text" else None
+    elif key == "direction":
+        if value not in ("axis", "random"):
+            raise AnchorConfigError(f"`direction` must be 'axis' or 'random', got {value!r}")
+        template.pop("dims", None)
+        template.pop("vector", None)
+        template.update({"dims": [0]} if value == "axis" else {"vector": {"random_seed": RANDOM_SEED}})
+    elif key == "finetune":
+        if value not in ("lora", "full"):
+            raise AnchorConfigError(f"`finetune` must be 'lora' or 'full', got {value!r}")
+        if value == "full":
+            recipe["lora_config"] = None
+        elif not recipe.get("lora_config"):
+            raise AnchorConfigError("`finetune=lora` needs the recipe's `lora_config`; this recipe has none")
+    elif key in LORA_KEYS:
+        if not recipe.get("lora_config"):
+            raise AnchorConfigError(f"`{key}` sets a LoRA setting, but this recipe trains every weight (no "
+                                    "`lora_config`)")
+        recipe["lora_config"][LORA_KEYS[key]] = value
+    elif key == "warmup_ratio":
+        recipe["warmup_steps"] = value  # transformers reads a warmup_steps below 1 as a share of the run
+    elif key == "recipe":
+        raise AnchorConfigError("`recipe` is chosen with `--recipe` (or `--recipe-file`), not overridden")
+    else:
+        return False
+    return True
+
+
+def _set_top_level(recipe: dict[str, Any], key: str, value: Any) -> bool:
+    """Set a top-level recipe key (a field of the `anchor-hf train` argument groups); False when `key` is none."""
+    from anchor_hf.train_args import make_parser
+
+    allowed = {f.name for cls in make_parser().dataclass_types for f in dataclasses.fields(cls) if f.init}
+    if key not in allowed:
+        return False
+    recipe[key] = value
+    return True
+
+
+def _set_path(recipe: dict[str, Any], key: str, value: Any) -> None:
+    """Set `a.b.c` inside the recipe; a list element is addressed by its index (`anchor_config.concepts.0.tau`)."""
+    node: Any = recipe
+    parts = key.split(".")
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise AnchorConfigError(f"`{key}`: `{'.'.join(parts[:depth])}` has {len(node)} items, got {part!r}")
+            index: Any = int(part)
+        elif isinstance(node, dict):
+            index = part
+            if not last and node.get(part) is None:
+                node[part] = {}
+        else:
+            raise AnchorConfigError(f"`{key}`: `{'.'.join(parts[:depth])}` is {node!r}, not a mapping or list")
+        if last:
+            node[index] = value
+        else:
+            node = node[index]

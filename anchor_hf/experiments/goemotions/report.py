@@ -173,7 +173,7 @@ def write_report(run: Any, data: Any, rate: float, per_seed: Sequence[dict[str, 
           _entanglement_table(per_seed), "", "![entanglement](entanglement.png)", "",
           "## Steering dose-response (classifier score of greedy continuations)", "", _steering_table(per_seed), "",
           "![steering](steering.png)", ""]
-    results = {"command": command, "recipe": run.settings.to_dict(), "summary": summary, "per_seed": list(per_seed),
+    results = {"command": command, "recipe": run.settings.mapping, "summary": summary, "per_seed": list(per_seed),
                "classifier_test_auroc": data.classifier_auroc}
     write_files(folder, results, "\n".join(md), _figures(per_seed, concept))
     write_json(os.path.join(folder, "summary.json"), summary)

@@ -1,19 +1,29 @@
 """`anchor-hf goemotions`: train anchored / control / never-saw-it models over seeds and label rates, evaluate, report.
 
-Control and never-saw-it models do not depend on the label rate, so a sweep over rates
-trains them once per seed. Finished models are reused (so an interrupted run resumes, and
-evaluation can be re-run alone); the report always records the exact command.
+Every model trains through the one training driver (`train.train_model`) on the run's
+recipe: the shipped one (or `--recipe-file`) with the `--set` overrides, the run's concepts
+and the resolved tokenizer and model, written to `MODELS/recipe.yaml` so any model can be
+retrained alone with `anchor-hf train --config MODELS/recipe.yaml`. Control and
+never-saw-it models do not depend on the label rate, so a sweep over rates trains them once
+per seed. Finished models are reused (so an interrupted run resumes, and evaluation can be
+re-run alone); the report always records the exact command.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from .data import Comment, EmotionConcept, load_goemotions, resolve_concepts
+import yaml
+
 from anchor_hf.errors import AnchorConfigError
-from .recipe import GoEmotionsRecipe, load_recipe, recipe_path
+from anchor_hf.io import write_text
+from .data import Comment, EmotionConcept, load_goemotions, resolve_concepts
+from .recipe import GoEmotionsRecipe, check, load_recipe, recipe_path
+
+RECIPE_NAME = "recipe.yaml"
 
 
 @dataclass
@@ -26,7 +36,7 @@ class GoEmotionsRun:
         label_rates: label rates to train anchored models at (one report each, plus a sweep plot).
         seeds: training seeds 0..seeds-1.
         out: report folder; models_dir: where models go (default `out/models`).
-        data_dir: GoEmotions folder (None = the Hub, online only).
+        data_dir: GoEmotions folder (None = the recipe's `dataset_args.data_dir`, else the Hub, online only).
         overrides: recipe keys to override; recipe_file: another recipe file.
     """
 
@@ -50,14 +60,21 @@ class GoEmotionsRun:
                 raise AnchorConfigError(f"`--label-rate` values must be in (0, 1], got {rate!r}")
         if len(set(self.label_rates)) != len(self.label_rates):
             raise AnchorConfigError(f"`--label-rate` repeats a rate: {self.label_rates}")
-        self.concepts: list[EmotionConcept] = resolve_concepts(self.concept)
-        self.settings: GoEmotionsRecipe = load_recipe(self.recipe_file or recipe_path(self.recipe), self.overrides)
-        if self.settings.recipe != self.recipe:
-            raise AnchorConfigError(f"`--recipe` = {self.recipe!r}, but the recipe file says recipe: "
-                                    f"{self.settings.recipe!r}")
         if self.data_dir is not None and not os.path.isdir(self.data_dir):
             raise AnchorConfigError(f"`--data-dir` = {self.data_dir!r} is not a folder")
+        self.concepts: list[EmotionConcept] = resolve_concepts(self.concept)
+        overrides = dict(self.overrides)
+        overrides["dataset_args.concept"] = ",".join(c.name for c in self.concepts)
+        overrides["dataset_args.label_rate"] = self.label_rates[0]
+        if self.data_dir is not None:
+            overrides["dataset_args.data_dir"] = self.data_dir
+        self.settings: GoEmotionsRecipe = load_recipe(self.recipe_file or recipe_path(self.recipe), overrides)
         self.models = self.models_dir or os.path.join(self.out, "models")
+
+    @property
+    def recipe_path(self) -> str:
+        """Where the run's recipe is written (`prepare`), for every training to read."""
+        return os.path.join(self.models, RECIPE_NAME)
 
     def model_dir(self, kind: str, seed: int, rate: float | None = None) -> str:
         name = f"{kind}_seed{seed}" if rate is None else f"{kind}_rate{rate:g}_seed{seed}"
@@ -66,30 +83,47 @@ class GoEmotionsRun:
     def report_dir(self, rate: float) -> str:
         return self.out if len(self.label_rates) == 1 else os.path.join(self.out, f"rate_{rate:g}")
 
+    def anchor(self, active: bool) -> dict[str, Any]:
+        """The anchor config mapping of the anchored models (`active`) or of the controls."""
+        from .train import anchor_config
+
+        cfg = self.settings.mapping["anchor_config"]
+        return anchor_config(self.settings.template, cfg["layers"], self.concepts, cfg.get("separation", 0.0), active)
+
 
 @dataclass
 class Prepared:
-    """Data, tokenizer and model factory shared by every model of a run."""
+    """Data, tokenizer and model shared by every model of a run."""
 
     splits: dict[str, list[Comment]]
     tokenizer: Any
-    make_model: Any
     base_path: str | None  # recipe B: the pretrained folder (LoRA adapters are merged into it for evaluation)
 
 
 def prepare(run: GoEmotionsRun, log: Any = print) -> Prepared:
-    """Read the data, build the tokenizer (trained BPE, or the pretrained model's) and the model factory."""
-    from .models import load_tokenizer, pretrained_factory, pretrained_path, scratch_factory
+    """Read the data, build the tokenizer (a BPE trained once, or the pretrained model's), write the run's recipe."""
+    from anchor_hf.io import load_tokenizer
+    from anchor_hf.registry import resolve_model
+
     from .tokenizer import train_bpe
 
-    splits = load_goemotions(run.data_dir)
-    recipe = run.settings
-    if recipe.recipe == "scratch":
-        tokenizer = train_bpe([c.text for c in splits["train"]], recipe.vocab_size, os.path.join(run.models, "tokenizer"))
-        return Prepared(splits, tokenizer, scratch_factory(recipe, tokenizer), None)
-    log("[goemotions] preparing the pretrained model (the packaged GGUF is converted once)")
-    path = pretrained_path(recipe, os.path.join(run.models, "base"))
-    return Prepared(splits, load_tokenizer(path), pretrained_factory(recipe, path), path)
+    splits = load_goemotions(run.settings.data.data_dir)
+    recipe = copy.deepcopy(run.settings.mapping)
+    recipe["anchor_config"] = run.anchor(active=True)
+    if run.settings.is_pretrained:
+        log("[goemotions] preparing the pretrained model (a packaged GGUF is converted once)")
+        base = resolve_model(recipe["model_name_or_path"], os.path.join(run.models, "base"))
+        recipe["model_name_or_path"] = base
+        tokenizer = load_tokenizer(base)
+    else:
+        base = None
+        folder = os.path.join(run.models, "tokenizer")
+        tokenizer = train_bpe([c.text for c in splits["train"]], run.settings.data.vocab_size, folder)
+        recipe["tokenizer_name_or_path"] = folder
+    check(recipe)
+    write_text(run.recipe_path, "# written by anchor-hf goemotions: the recipe every model of this run trains on\n"
+               + yaml.safe_dump(recipe, sort_keys=False))
+    return Prepared(splits, tokenizer, base)
 
 
 def jobs(run: GoEmotionsRun) -> list[tuple[str, int, float, str]]:
@@ -103,14 +137,14 @@ def jobs(run: GoEmotionsRun) -> list[tuple[str, int, float, str]]:
     return out
 
 
-def train_all(run: GoEmotionsRun, prepared: Prepared, log: Any = print, shard: tuple[int, int] | None = None) -> None:
+def train_all(run: GoEmotionsRun, log: Any = print, shard: tuple[int, int] | None = None) -> None:
     """Train every model the run needs that is not finished yet (with `shard=(i, n)`, every n-th from the i-th)."""
     from .train import train_model
 
     todo = jobs(run)
+    anchors = {True: run.anchor(active=True), False: run.anchor(active=False)}
     for kind, seed, rate, folder in todo if shard is None else todo[shard[0]::shard[1]]:
-        train_model(kind, seed, rate, run.settings, run.concepts, prepared.splits["train"], prepared.tokenizer,
-                    prepared.make_model, folder, log)
+        train_model(run.recipe_path, kind, seed, rate, anchors[kind == "anchored"], folder, log)
 
 
 def evaluate_all(run: GoEmotionsRun, prepared: Prepared, command: str, log: Any = print) -> list[dict[str, Any]]:
@@ -118,7 +152,9 @@ def evaluate_all(run: GoEmotionsRun, prepared: Prepared, command: str, log: Any 
     from .evaluate import EvalData, evaluate_seed
     from .report import write_report, write_sweep
 
-    data = EvalData.build(prepared.splits, run.concepts[0], run.settings, prepared.tokenizer)
+    settings = run.settings
+    data = EvalData.build(prepared.splits, run.concepts[0], settings.evaluation, settings.data.max_length,
+                          prepared.tokenizer)
     baseline: dict[int, dict[str, Any]] = {}  # per seed: control/never-saw/post-hoc results, shared by the rates
     summaries = []
     for rate in run.label_rates:
@@ -130,4 +166,3 @@ def evaluate_all(run: GoEmotionsRun, prepared: Prepared, command: str, log: Any 
     if len(run.label_rates) > 1:
         write_sweep(run, summaries, command)
     return summaries
-

@@ -58,7 +58,7 @@ def main(args: argparse.Namespace) -> int:
     import torch
 
     from anchor_hf.errors import AnchorConfigError
-    from . import run_paper
+    from .runner import run_paper
 
     if args.seeds < 1:
         raise AnchorConfigError(f"`--seeds` must be >= 1, got {args.seeds}")

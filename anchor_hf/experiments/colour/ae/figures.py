@@ -15,7 +15,7 @@ from anchor_hf.config import AnchorConfig
 from ..maths import cube_grid, hsv_to_rgb
 from .model import ColourAutoencoder
 from .evaluate import condition, concept_axis, per_colour_mse
-from .files import atomic_path
+from anchor_hf.io import atomic_path
 
 LATENT_STEPS = 12
 SLICE_HUES, SLICE_SATURATIONS, SLICE_VALUES = 12, (1 / 3, 2 / 3, 1.0), (0.25, 0.5, 0.75, 1.0)

@@ -1,8 +1,10 @@
 """Run every seed of both colour recipes, score them, and write results, summary, report and figures.
 
-`run_paper` is what `anchor-hf repro-paper` calls. Seeds run one after another in this
-process (the models are tiny; a second process would only add start-up time). Files are
-written atomically (`files.py`), so an interrupted run never leaves a half-written result.
+`run_paper` is what `anchor-hf repro-paper` calls. Each seed of each variant trains through
+the one training driver (`anchor_hf.commands.train.run`, the recipe plus `--seed` and an
+output folder), one after another in this process (the models are tiny; a second process
+would only add start-up time). Files are written atomically, so an interrupted run never
+leaves a half-written result.
 """
 
 from __future__ import annotations
@@ -11,19 +13,22 @@ import math
 import os
 import platform
 import statistics
+import tempfile
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from anchor_hf.errors import AnchorConfigError
+from anchor_hf.io import write_text
 from .evaluate import measure_conditions, measure_geometry
 from .figures import plot_three_panel
-from .files import to_json, write_text
-from .recipe import ColourRecipe, load_recipe
+from .files import to_json
+from .model import ColourAutoencoder
+from .recipe import Variant, load_variant
 from .report import render_report
-from .train import train_run
 
 VARIANTS = {"anchored": "suppress", "isolated": "ablate"}  # variant -> the intervention the paper reports on it
 SUMMARY_KEYS = ("seeds", "labels_fraction", "geometry_success_rate", "baseline_max_named_mse",
@@ -37,6 +42,37 @@ def _median(values: Sequence[float]) -> float:
     if any(math.isnan(v) for v in values):
         return float("nan")
     return float(statistics.median(values))
+
+
+@dataclass
+class TrainedRun:
+    """A trained model with the config it was bound to, and what its training saw."""
+
+    model: ColourAutoencoder
+    anchor_config: Any
+    labels_drawn: dict[str, int]
+    examples_seen: int
+    seconds: float
+
+
+def train_variant(variant: Variant, seed: int, max_steps: int | None = None) -> TrainedRun:
+    """Train one seed of a variant with `anchor-hf train` (its recipe, this seed, a temporary output folder).
+
+    Weights, colour draws and label draws all follow `seed`; `max_steps` overrides the
+    recipe's (smoke runs).
+    """
+    from anchor_hf.commands.train import run
+
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="colour-ae-") as workdir:
+        argv = ["--config", variant.path, "--output_dir", workdir, "--seed", str(seed)]
+        if max_steps is not None:
+            argv += ["--max_steps", str(max_steps)]
+        trainer = run(argv, quiet=True)
+    collator = trainer.data_collator
+    return TrainedRun(model=trainer.model.eval(), anchor_config=trainer.anchor_config,
+                      labels_drawn=dict(collator.labels_drawn), examples_seen=collator.examples_seen,
+                      seconds=time.perf_counter() - start)
 
 
 def summarize(runs: Sequence[dict[str, Any]], seeds: Sequence[int]) -> dict[str, float | int]:
@@ -91,7 +127,7 @@ def run_paper(seeds: int, out_dir: str, recipe_paths: dict[str, str], *, first_s
         raise AnchorConfigError(f"`seeds` must be a positive int, got {seeds!r}")
     if sorted(recipe_paths) != sorted(VARIANTS):
         raise AnchorConfigError(f"recipes must be given for exactly {sorted(VARIANTS)}, got {sorted(recipe_paths)}")
-    recipes: dict[str, ColourRecipe] = {v: load_recipe(p) for v, p in recipe_paths.items()}
+    recipes: dict[str, Variant] = {v: load_variant(p) for v, p in recipe_paths.items()}
     for variant, recipe in recipes.items():
         if recipe.intervention != VARIANTS[variant]:
             raise AnchorConfigError(f"the {variant} recipe ({recipe_paths[variant]}) must set intervention: "
@@ -103,7 +139,7 @@ def run_paper(seeds: int, out_dir: str, recipe_paths: dict[str, str], *, first_s
     figures: dict[str, str] = {}
     for seed in seed_list:
         for variant, recipe in recipes.items():
-            trained = train_run(recipe, seed, max_steps=max_steps)
+            trained = train_variant(recipe, seed, max_steps=max_steps)
             concept = recipe.concept
             conditions = measure_conditions(trained.model, trained.anchor_config, concept)
             geometry = measure_geometry(trained.model, trained.anchor_config, concept)
@@ -131,8 +167,7 @@ def run_paper(seeds: int, out_dir: str, recipe_paths: dict[str, str], *, first_s
                    "torch": torch.__version__, "python": platform.python_version()}
     results = {"command": command, "seeds": seed_list, "max_steps_override": max_steps,
                "recipes": {v: {"path": recipe_paths[v], "intervention": r.intervention, "concept": r.concept,
-                               "max_steps": max_steps or r.training["max_steps"],
-                               "batch_size": r.training["per_device_train_batch_size"]}
+                               "max_steps": max_steps or r.max_steps, "batch_size": r.batch_size}
                            for v, r in recipes.items()},
                "environment": environment, "figures": figures, "summary": summary, "runs": runs}
     write_text(os.path.join(out_dir, "results.json"), to_json(results))

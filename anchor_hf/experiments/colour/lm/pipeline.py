@@ -86,25 +86,25 @@ class ColourRun:
         for concept in anchor["concepts"]:
             concept["name"] = self.target_name
         argv = ["--config", self.recipe(kind), "--output_dir", self.model_dir(kind, seed), "--seed", str(seed),
-                "--colour_concept", self.concept, "--anchor_config", json.dumps(anchor)]
+                "--dataset_args.concept", self.concept, "--anchor_config", json.dumps(anchor)]
         if self.corpus != "mixing":
-            argv += ["--colour_source", self.corpus]
+            argv += ["--dataset_args.source", self.corpus]
         if self.data_dir is not None:
-            argv += ["--colour_data_dir", self.data_dir]
+            argv += ["--dataset_args.data_dir", self.data_dir]
         if self.max_steps is not None:
             argv += ["--max_steps", str(self.max_steps)]
         if kind == "neversaw":
-            argv += ["--colour_exclude_target", "true"]
+            argv += ["--dataset_args.exclude_target", "true"]
         return argv + list(self.common_args) + list(self.anchored_args if kind == "anchored" else self.control_args)
 
     def spec(self) -> ColourSpec:
         """The corpus spec the anchored recipe (with overrides) trains on."""
         from anchor_hf.train_args import parse_train_args
 
-        _, data_args, _, _ = parse_train_args(self.train_argv("anchored", 0))
-        from ..spec import spec_from_data_args
+        from ..builders import spec_of
 
-        return spec_from_data_args(data_args)
+        _, data_args, _, _ = parse_train_args(self.train_argv("anchored", 0))
+        return spec_of(data_args.dataset, load_mapping(data_args.dataset_args or {}, "dataset_args"))
 
 
 def _allowed() -> set[str]:

@@ -125,10 +125,11 @@ def test_core_module_never_imports_an_experiment(path):
 def test_import_scan_sees_lazy_and_relative_imports(tmp_path):
     """Negative control for the test above: a lazy relative import of an experiment is found."""
     path = tmp_path / "example.py"
-    path.write_text("import torch\n\ndef f():\n    from ..experiments.colour import spec\n    import matplotlib.pyplot\n")
+    path.write_text("import torch\n\n\ndef f():\n"
+                    "    from ..experiments.colour import spec\n    import matplotlib.pyplot\n")
     found = dict(imports(path, "anchor_hf.commands.example"))
-    assert found == {"torch": True, "anchor_hf.experiments.colour": False, "anchor_hf.experiments.colour.spec": False,
-                     "matplotlib.pyplot": False}
+    assert found == {"torch": True, "anchor_hf.experiments.colour": False,
+                     "anchor_hf.experiments.colour.spec": False, "matplotlib.pyplot": False}
 
 
 def installed_with_required() -> set[str]:

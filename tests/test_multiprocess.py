@@ -44,7 +44,8 @@ def launch_two(out, *extra: str) -> subprocess.CompletedProcess:
     """A 2-process CPU launch through accelerate + the cpu_2proc config (per process 4, global 8)."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     # `accelerate launch` through this interpreter, so the test needs no activated environment
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", ACCELERATE_CPU, os.path.join(ROOT, "scripts", "train.py"),
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", ACCELERATE_CPU,
+           "-m", "anchor_hf.cli", "train",
            *COMMON, "--per_device_train_batch_size", "4", "--save_strategy", "steps", "--save_steps", "2",
            "--output_dir", str(out), *extra]
     return subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)

@@ -1,7 +1,7 @@
 """`anchor-hf train --config RECIPE.yaml [--key value ...]`: the one training entry point.
 
 Every recipe goes through here, under `python`, `accelerate launch` and `torchrun` alike
-(`scripts/train.py` is the same entry point as a file, for launchers that want one). It
+(launchers run it as `-m anchor_hf.cli train`, from the installed package). It
 parses the recipe (`anchor_hf.train_args`), builds the tokenizer, data, model and
 `AnchorTrainer`, trains (resuming if asked), saves the model with `anchor_config.json`,
 pushes to the Hub if asked, and always tears the process group down. A launched
@@ -41,7 +41,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 def launch(argv: Sequence[str]) -> int:
-    """Train as the entry point of a process (`anchor-hf train`, `scripts/train.py`); returns 0.
+    """Train as the entry point of a process (`anchor-hf train`, `-m anchor_hf.cli train`); returns 0.
 
     After a multi-process run the process ends through `exit_launched_process`, with the
     trainer still referenced, so the process group is never destroyed by the garbage collector.

@@ -5,8 +5,8 @@
     python scripts/check_wheel.py --full-repro     # repro-paper with the recipes' own step budget (a few minutes)
 
 From an empty folder, with no `PYTHONPATH` and no checkout in sight, the installed wheel must answer
-`anchor-hf --help` and `anchor-hf demo --help`, find its recipes as package data, run a one-seed
-`anchor-hf repro-paper` (cut to `--max-steps` unless `--full-repro`), and train a shipped recipe through the
+`anchor-hf --help` and `anchor-hf demo --help`, run a one-seed `anchor-hf repro-paper` (cut to `--max-steps`
+unless `--full-repro`), and train the recipe it ships as package data (`anchor_hf/recipes/`) through the
 launch line `accelerate launch -m anchor_hf.cli train --config FILE`.
 
 Why a path file instead of a fresh `pip install`: the throwaway environment reuses the packages installed
@@ -52,7 +52,7 @@ for text in md.requires("anchor-hf") or []:
 print("; ".join(missing) or "all met")
 sys.exit(1 if missing else 0)
 """
-WHERE_SCRIPT = "import anchor_hf, anchor_hf.resources as r; print(anchor_hf.__file__); print(r.recipes_dir())"
+WHERE_SCRIPT = "import anchor_hf; print(anchor_hf.__file__)"
 
 
 class CheckFailed(RuntimeError):
@@ -123,12 +123,10 @@ def check(source: Path, work: Path, max_steps: int | None) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
     env.update(OFFLINE, PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}")
     run_step("the wheel's requirements are installed", [str(python), "-c", REQUIREMENTS_SCRIPT], empty, env)
-    where = run_step("anchor_hf and its recipes come from the wheel", [str(python), "-c", WHERE_SCRIPT],
-                     empty, env).splitlines()[-2:]
-    venv = python.parent.parent.resolve()
-    outside = [path for path in where if not Path(path).resolve().is_relative_to(venv)]
-    if outside:
-        raise CheckFailed(f"anchor_hf and its recipes come from the wheel: {outside} lie outside {venv}")
+    where = Path(run_step("anchor_hf comes from the wheel", [str(python), "-c", WHERE_SCRIPT],
+                          empty, env).splitlines()[-1]).resolve()
+    if not where.is_relative_to(python.parent.parent.resolve()):
+        raise CheckFailed(f"anchor_hf comes from the wheel: it imports from {where}, outside {python.parent.parent}")
     cli = str(bin_dir / "anchor-hf")
     run_step("anchor-hf --help", [cli, "--help"], empty, env)
     run_step("anchor-hf demo --help", [cli, "demo", "--help"], empty, env)
@@ -137,7 +135,7 @@ def check(source: Path, work: Path, max_steps: int | None) -> None:
              empty, env)
     if not (empty / "repro" / "report.md").is_file():
         raise CheckFailed("anchor-hf repro-paper --seeds 1: wrote no repro/report.md")
-    recipe = Path(where[1]) / "tiny_llama_synthetic.yaml"
+    recipe = where.parent / "recipes" / "tiny_llama_synthetic.yaml"  # package data
     run_step("accelerate launch -m anchor_hf.cli train", [
         str(python), "-m", "accelerate.commands.launch", "--num_processes", "1", "--num_machines", "1",
         "--mixed_precision", "no", "--dynamo_backend", "no", "--cpu", "-m", "anchor_hf.cli", "train",

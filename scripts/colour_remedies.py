@@ -1,4 +1,4 @@
-"""Compare remedies for suppression efficacy on the colour LM (issue 5, METHOD.md §9), one table.
+"""Compare remedies for suppression efficacy on the colour LM (docs/method.md §9), one table.
 
 Each variant is `anchor-hf colour` with extra flags for the anchored training only (each
 fully specified: layers, concept and label power, whatever the recipe's defaults); all

@@ -6,6 +6,6 @@
 #   scripts/demo.sh --concept blue --seeds 3 --out results/demo_blue
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-source "$root/scripts/setup_env.sh" dev
+source "$root/scripts/setup_env.sh" experiments  # what the demo imports beyond the core
 cd "$root"
 anchor-hf demo "$@"

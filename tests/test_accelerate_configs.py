@@ -8,6 +8,7 @@ precision, and the environment it hands the training processes (FSDP2 down to th
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 from accelerate.commands.config.config_args import load_config_from_file
@@ -17,11 +18,12 @@ from accelerate.utils.launch import prepare_deepspeed_cmd_env, prepare_multi_gpu
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = os.path.join(ROOT, "recipes", "accelerate_configs")
 NAMES = ["cpu_2proc", "single_gpu", "multi_gpu", "fsdp2", "deepspeed_zero2", "deepspeed_zero3"]
+LAUNCHED = ["-m", "anchor_hf.cli", "train"]  # the installed module: no script from a checkout
 
 
 def launch_args(name: str, path: str | None = None):
     args = launch_command_parser().parse_args(["--config_file", path or os.path.join(CONFIGS, f"{name}.yaml"),
-                                               os.path.join(ROOT, "scripts", "train.py")])
+                                               *LAUNCHED])
     args, defaults, _ = _validate_launch_command(args)
     return args, defaults
 
@@ -33,6 +35,21 @@ def test_every_config_is_listed_with_its_launch_line_in_the_recipe_readme():
         line = f"--config_file recipes/accelerate_configs/{name}.yaml"
         assert line in readme, name
         assert line in open(os.path.join(CONFIGS, f"{name}.yaml")).read(), name  # and in its own header
+
+
+def test_launch_lines_run_the_installed_module_not_a_checkout_script():
+    """Every `accelerate launch` / `torchrun` line in the recipe README and the config headers runs
+    `-m anchor_hf.cli train`, which works from an installed wheel; a `scripts/...py` path needs a checkout."""
+    texts = {"recipes/README.md": open(os.path.join(ROOT, "recipes", "README.md")).read()}
+    texts.update({f"{name}.yaml": open(os.path.join(CONFIGS, f"{name}.yaml")).read() for name in NAMES})
+    for where, text in texts.items():
+        text = re.sub(r"\\\n#?", " ", text)  # a launch line may go on in the next (comment) line
+        lines = re.findall(r"(?:accelerate launch|torchrun) --[^\n]*", text)
+        assert lines, where
+        for line in lines:
+            assert "-m anchor_hf.cli train" in line and "scripts/" not in line, (where, line)
+    args, _ = launch_args("cpu_2proc")
+    assert args.module and args.training_script == "anchor_hf.cli" and args.training_script_args[0] == "train"
 
 
 def test_cpu_config_starts_two_processes_through_torchrun(tmp_path):

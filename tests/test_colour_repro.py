@@ -75,8 +75,8 @@ def test_verdict_says_by_how_much_a_target_is_missed():
 
 
 @pytest.mark.slow
-def test_full_run_meets_the_issue_targets(tmp_path):
-    """The science run (10 seeds of both recipes, a few minutes): every target of issue 4 holds."""
+def test_full_run_meets_the_paper_targets(tmp_path):
+    """The science run (10 seeds of both recipes, a few minutes): every reproduction target holds."""
     out = tmp_path / "full"
     assert cli_main(["repro-paper", "--seeds", "10", "--out", str(out), "--quiet"]) == 0
     s = json.loads((out / "summary.json").read_text())

@@ -47,7 +47,7 @@ def run_cli(tmp_path: Path, *extra: str) -> int:
     return main([*args, *extra])
 
 
-def test_scratch_smoke_run_writes_report_and_summary_with_exactly_the_issue_keys(tmp_path):
+def test_scratch_smoke_run_writes_report_and_summary_with_exactly_the_summary_keys(tmp_path):
     assert run_cli(tmp_path) == 0
     out = tmp_path / "out"
     summary = json.loads((out / "summary.json").read_text())

@@ -112,8 +112,10 @@ def validate(args: argparse.Namespace) -> dict[str, Any]:
     """Check every input without loading the model; returns the config, concepts and data."""
     from ..errors import AnchorConfigError, AnchorDataError
     from ..probes.inputs import check_concepts, check_model_folder, load_anchor_config, load_probe_data
+    from ..probes.plots import require_matplotlib
     from ..probes.suite import checkpoint_folders
 
+    require_matplotlib()  # the report's figures; fail before loading anything
     _check_options(args)
     check_model_folder(args.model)
     cfg, cfg_file = load_anchor_config(args.model, args.anchor_config)

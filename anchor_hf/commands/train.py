@@ -1,7 +1,7 @@
 """`anchor-hf train --config RECIPE [--key value ...]`: the one training entry point.
 
 Every recipe goes through here, under `python`, `accelerate launch -m anchor_hf.cli train`
-and `torchrun` alike (`scripts/train.py` is the same entry point as a file), and so do the
+and `torchrun` alike (launchers run it from the installed package), and so do the
 experiments' drivers (`anchor-hf colour`, `goemotions`, `repro-paper`), which call `run`
 with their recipe and a few overrides. It parses the recipe (`anchor_hf.train_args`), asks
 the registered dataset builder (`anchor_hf.registry`) for the data and whatever else it
@@ -51,7 +51,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 def launch(argv: Sequence[str]) -> int:
-    """Train as the entry point of a process (`anchor-hf train`, `scripts/train.py`); returns 0.
+    """Train as the entry point of a process (`anchor-hf train`, `-m anchor_hf.cli train`); returns 0.
 
     After a multi-process run the process ends through `exit_launched_process`, with the
     trainer still referenced, so the process group is never destroyed by the garbage collector.

@@ -1,20 +1,39 @@
 """Figures for probe reports: alignment per layer, detection AUROC, dose–response curves, entanglement heat-map.
 
 Each function takes plain numbers (as stored in report.json) and returns a matplotlib
-`Figure` drawn with the non-interactive Agg backend, so plotting works on machines
-without a display and never blocks; `report.write_report` saves them.
+`Figure` built directly, never through pyplot: no display, no global backend switched
+under the user, nothing that blocks; `report.write_report` saves them (Agg renders PNG).
+matplotlib is the `plots` extra, imported when a figure is drawn, so the core imports
+without it.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
+from ..errors import AnchorConfigError
 
-matplotlib.use("Agg")  # headless: no display on training machines or CI
-from matplotlib.figure import Figure  # noqa: E402
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+def require_matplotlib() -> None:
+    """Raise before any work starts when matplotlib (the `plots` extra) is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise AnchorConfigError("probe figures need matplotlib, which is not installed; "
+                                "install it with `pip install 'anchor-hf[plots]'`")
+
+
+def new_figure(width: float, height: float) -> Figure:
+    """An empty matplotlib `Figure` of `width` × `height` inches (imports matplotlib here, not at import time)."""
+    require_matplotlib()
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height))
 
 
 def plot_alignment(layers: Sequence[str], curves: Mapping[str, Mapping[str, Sequence[float]]]) -> Figure:
@@ -24,7 +43,7 @@ def plot_alignment(layers: Sequence[str], curves: Mapping[str, Mapping[str, Sequ
         layers: layer names, the x axis.
         curves: concept -> {"labelled": [L], "containment": [L]}.
     """
-    fig = Figure(figsize=(6.4, 4.0))
+    fig = new_figure(6.4, 4.0)
     ax = fig.add_subplot()
     x = list(range(len(layers)))
     for i, (concept, c) in enumerate(curves.items()):
@@ -47,7 +66,7 @@ def plot_dose_response(curves: Mapping[str, Mapping[str, Any]], ylabel: str) -> 
         curves: concept -> {"doses": [C], "mean": [C], "std": [C]}.
         ylabel: what the score is.
     """
-    fig = Figure(figsize=(6.4, 4.0))
+    fig = new_figure(6.4, 4.0)
     ax = fig.add_subplot()
     for i, (concept, c) in enumerate(curves.items()):
         doses, mean, std = c["doses"], c["mean"], c["std"]
@@ -65,7 +84,7 @@ def plot_dose_response(curves: Mapping[str, Mapping[str, Any]], ylabel: str) -> 
 def plot_entanglement(rows: Sequence[str], groups: Sequence[str], matrix: Sequence[Sequence[float]],
                       title: str) -> Figure:
     """Heat-map of `ΔL_B / ΔL_A` (rows: removed concept A, columns: group B), values printed in cells."""
-    fig = Figure(figsize=(1.2 * len(groups) + 2.5, 0.9 * len(rows) + 2.0))
+    fig = new_figure(1.2 * len(groups) + 2.5, 0.9 * len(rows) + 2.0)
     ax = fig.add_subplot()
     finite = [abs(v) for row in matrix for v in row if not math.isnan(v)]
     limit = max(finite + [1.0])
@@ -85,7 +104,7 @@ def plot_entanglement(rows: Sequence[str], groups: Sequence[str], matrix: Sequen
 
 def plot_detection(layers: Sequence[str], curves: Mapping[str, Mapping[str, Sequence[float]]]) -> Figure:
     """Held-out AUROC per layer, one panel per concept, one line per method (anchored, probe, post-hoc)."""
-    fig = Figure(figsize=(4.0 * max(1, len(curves)), 3.6))
+    fig = new_figure(4.0 * max(1, len(curves)), 3.6)
     x = list(range(len(layers)))
     for i, (concept, methods) in enumerate(curves.items()):
         ax = fig.add_subplot(1, max(1, len(curves)), i + 1)

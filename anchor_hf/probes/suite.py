@@ -14,10 +14,9 @@ import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
-from matplotlib.figure import Figure
 from torch import nn
 
 from ..binding import bind
@@ -35,6 +34,9 @@ from .report import markdown_table
 from .scores import ReadoutAlignment, token_logprob, token_nll
 from .states import LayerStates, collect_states
 from .steerability import dose_response, summarize_dose_response
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 UNLABELLED = "(unlabelled)"
 

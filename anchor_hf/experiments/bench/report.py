@@ -64,13 +64,13 @@ def scaling_table(tables: dict[str, Any]) -> str:
                       *rows])
 
 
-# (table, arm label, bound on both step-time and peak-memory ratios), from issue 8
+# (table, arm label, bound on both step-time and peak-memory ratios): the overhead targets
 TARGETS = (("main", "1c 2L pooled", 1.05), ("main", "4c allL pooled", 1.10),
            ("smollm2", "1c 2L pooled", 1.05), ("smollm2", "4c allL pooled", 1.10))
 
 
 def targets_table(tables: dict[str, Any]) -> str:
-    """The issue's targets against the measured medians (met when the median is within the bound)."""
+    """The overhead targets against the measured medians (met when the median is within the bound)."""
     rows = []
     for table, label, bound in TARGETS:
         arm = next((a for a in tables.get(table, {}).get("arms", []) if a["label"] == label), None)

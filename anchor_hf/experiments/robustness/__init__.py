@@ -1,4 +1,4 @@
-"""Does removal stick? Relearning, extraction and fingerprint attacks on a removed concept (issue 9).
+"""Does removal stick? Relearning, extraction and fingerprint attacks on a removed concept.
 
 `anchor-hf robustness` runs all three on four arms — the anchored model with the concept
 ablated or suppressed, the control with a post-hoc direction ablated, and the model that

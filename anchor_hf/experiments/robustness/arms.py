@@ -1,4 +1,4 @@
-"""The four arms every attack compares (issue 9), built fresh on demand.
+"""The four arms every attack compares, built fresh on demand.
 
 - `ablated`: the anchored model with the concept's direction removed from every residual
   write (`ablate`): a permanent weight edit;

@@ -4,7 +4,7 @@ The attack that exposes unlearning that only hides (Lynch et al. 2024; Deeb & Ro
 if the knowledge is still in the weights, a few steps on a handful of related examples
 restore it on *other* concept texts far faster than a model that never learned it could
 learn it. The recovery curve is the loss on held-out concept texts after each step; its
-summary (issue 9) is the number of steps to regain half of what the removal took away,
+summary is the number of steps to regain half of what the removal took away,
 `loss ≤ reference + (loss₀ − reference)/2`, where `reference` is the loss of the model
 before removal (for the never-saw model: the control's, i.e. what learning the concept
 is worth). That relative measure depends on each arm's own reference, so the report also

@@ -2,7 +2,7 @@
 
 With several model triples (seeds), every headline number is the median over triples;
 the per-triple values are listed beside it, so a reader sees the spread. Each target is
-judged on the issue's own metric and, beside it, on a check that the metric can fail:
+judged on the target's own metric and, beside it, on a check that the metric can fail:
 the probe target is marked uninformative when even the unedited anchored model is within
 its margin of the never-saw model, and relearning is also compared on one absolute loss
 level (the never-saw model's half-gap level) rather than only on each arm's own gap.
@@ -23,7 +23,7 @@ from .runner import SUMMARY_KEYS, summary_of
 from .stats import median
 
 COLOURS = {"ablated": "C0", "suppressed": "C1", "posthoc": "C2", "never": "C3", "anchored": "C7", "control": "C5"}
-PROBE_MARGIN = 0.05  # issue 9: the ablated model's max probe AUROC within 0.05 of the never-saw model's
+PROBE_MARGIN = 0.05  # target: the ablated model's max probe AUROC within 0.05 of the never-saw model's
 
 
 def _inf(value: float | None) -> float:
@@ -58,7 +58,7 @@ def _no_faster(steps: float, never: float) -> bool:
 
 
 def checks(summary: dict[str, Any], per_triple: Sequence[dict[str, Any]], budget: int) -> list[list[str]]:
-    """Rows (target, measured, verdict) of the issue's two targets, each with a second view."""
+    """Rows (target, measured, verdict) of the two robustness targets, each with a second view."""
     never = summary["probe_auroc_max_never"]
     gap = summary["probe_auroc_max_ablated"] - never
     headroom = _over(per_triple, lambda r: r["references"]["anchored"]["probe_auroc_max"]) - never
@@ -75,7 +75,7 @@ def checks(summary: dict[str, Any], per_triple: Sequence[dict[str, Any]], budget
         ["ablated max probe AUROC within 0.05 of never-saw-it",
          f"{summary['probe_auroc_max_ablated']:.3f} ± {se:.3f} vs {never:.3f} ({gap:+.3f}; post-hoc "
          f"{summary['probe_auroc_max_posthoc'] - never:+.3f}; unedited anchored {headroom:+.3f})", probe_ok],
-        ["ablated relearns no faster than 2x never-saw-it: half of its own gap (issue metric)",
+        ["ablated relearns no faster than 2x never-saw-it: half of its own gap (target metric)",
          f"{_steps(summary['relearn_half_steps_ablated'])} vs {_steps(summary['relearn_half_steps_never'])} steps "
          f"(post-hoc {_steps(summary['relearn_half_steps_posthoc'])}; budget {budget})", "yes" if slower else "no"],
         ["... the same on one absolute level: steps to the never-saw model's half-gap loss",
@@ -190,7 +190,7 @@ def _fingerprint_figure(first: dict[str, Any]) -> Figure:
 def _method(settings: dict[str, Any]) -> str:
     return (f"Relearning: AdamW, learning rate {settings['learning_rate']:g}, batch {settings['batch_size']}, "
             f"{settings['steps']} steps (held-out losses every {settings['eval_every']}), {settings['repeats']} draws "
-            "of k examples per arm, the same draws for every arm. Half-gap steps (the issue's metric): the first "
+            "of k examples per arm, the same draws for every arm. Half-gap steps (the target metric): the first "
             "step at which the concept-text NLL has regained half of what removal added over the model before "
             "removal (anchored for ablated/suppressed, control for post-hoc; the never-saw model: half of its gap "
             "over the control); 0 without a gap; ∞ when the steps ran out first. Steps to never's half level: the "
@@ -220,7 +220,7 @@ def write(out: str, per_triple: Sequence[dict[str, Any]], command: str) -> dict[
           f"Model triples (anchored / control / never-saw-it): {len(per_triple)}; headline numbers are medians over "
           "triples. " + " ".join(f"`{r['settings']['model']}`" for r in per_triple), "",
           "Data: " + "; ".join(f"{k}: {v}" for k, v in first["notes"].items()) + ".", "", _method(settings), "",
-          "## Targets (issue 9)", "", markdown_table(["target", "measured", "met"],
+          "## Targets", "", markdown_table(["target", "measured", "met"],
                                                      checks(summary, per_triple, settings["steps"])), "",
           "## Summary (summary.json)", "", markdown_table(["key", "value"], list(summary.items())), "",
           "Per triple: " + "; ".join(

@@ -159,7 +159,7 @@ def _relearn(arms: dict[str, Any], data: RemovalData, sets: dict[str, list[Any]]
 
 def run_attacks(dirs: ModelDirs, data: RemovalData, relearn: RelearnSettings, seed: int = 0,
                 batch_size: int = 64, log: Log = print, cfg: AnchorConfig | None = None) -> dict[str, Any]:
-    """Every measurement of issue 9 for one anchored / control / never-saw triple.
+    """Every robustness measurement (relearning, extraction, fingerprint) for one anchored / control / never-saw triple.
 
     `cfg`: the anchored model's config as `check_triple` returned it (checked here when None).
     """

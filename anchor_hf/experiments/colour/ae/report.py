@@ -1,6 +1,6 @@
 """`report.md` for a `repro-paper` run: measured medians beside the paper's numbers and the targets.
 
-The paper's numbers (METHOD.md §7) and the issue's targets are the only numbers typed
+The paper's numbers (METHOD.md §7) and the targets are the only numbers typed
 here; every measured number comes from the results of the run being reported.
 """
 

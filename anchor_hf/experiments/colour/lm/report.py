@@ -1,6 +1,6 @@
 """Aggregate colour-LM evaluations over seeds: `summary.json` (medians), `report.md`, figures.
 
-`summary.json` is flat and has exactly the keys the issue fixes (`SUMMARY_KEYS`); the
+`summary.json` is flat and has exactly the fixed keys (`SUMMARY_KEYS`); the
 report adds every per-seed number, the per-layer geometry, all interventions and the
 targets with whether each was met, beside the exact command that produced them.
 """
@@ -51,7 +51,7 @@ def summarize(results: Sequence[dict[str, Any]], concept: str, corpus: str, labe
 
 
 def targets(summary: dict[str, Any], results: Sequence[dict[str, Any]], is_mixing: bool) -> list[list[Any]]:
-    """The issue's must-reach targets: (target, measured, met?)."""
+    """The must-reach targets: (target, measured, met?)."""
     a = [r["anchored"] for r in results]
     c = [r["control"] for r in results]
     base = median([x["effects"]["suppress"]["target_base"] for x in a])

@@ -137,12 +137,7 @@ class AnchorConfig:
                         f"`concepts[{i}].dims` uses axis {d}, already anchored by concept {other.name!r}; "
                         "each concept needs axes of its own (two one-axis concepts may share one as opposite "
                         "poles, `pole` 1 and -1)")
-                for j, c in ((owner[d], other), (i, concept)):
-                    if c.repel > 0 and c.repel_kind != "hinge":
-                        raise AnchorConfigError(
-                            f"`concepts[{j}].repel_kind` must be 'hinge': {other.name!r} and {concept.name!r} share "
-                            f"axis {d} as opposite poles, and the squared anti-subspace term (ĥ·v̂)² would push the "
-                            "other pole's examples off their place; the hinge max(0, ĥ·v̂) does not")
+                self._check_opposite_poles(owner[d], i, f"share axis {d} as opposite poles")
 
     def _check_places(self) -> None:
         """Refuse two concepts whose places overlap, unless nested or at opposite poles.
@@ -177,15 +172,20 @@ class AnchorConfig:
                     "other's place. Give them orthogonal places (other axes, or orthogonalized vectors), put a "
                     "direction wholly inside a subspace of several axes, or use the opposite pole (`pole` = -1)")
 
-    def _check_opposite_poles(self, i: int, j: int) -> None:
-        """Two concepts at opposite poles of one direction must both repel with the hinge (as on a shared axis)."""
+    def _check_opposite_poles(self, i: int, j: int, where: str = "sit at opposite poles of one direction") -> None:
+        """A concept whose opposite pole holds pulled examples must repel with the hinge (as on a shared axis).
+
+        The squared term would push the other pole's labelled examples off their place. A
+        repel-only concept at the opposite pole (attract 0, e.g. the autoencoder's anti-anchor,
+        which keeps colours off `-v̂`) pulls no examples there, so the other may keep its square.
+        """
         a, b = self.concepts[i], self.concepts[j]
-        for k, c in ((i, a), (j, b)):
-            if c.repel > 0 and c.repel_kind != "hinge":
+        for k, c, other in ((i, a, b), (j, b, a)):
+            if c.repel > 0 and c.repel_kind != "hinge" and other.attract > 0:
                 raise AnchorConfigError(
-                    f"`concepts[{k}].repel_kind` must be 'hinge': {a.name!r} and {b.name!r} sit at opposite poles "
-                    "of one direction, and the squared anti-subspace term (ĥ·v̂)² would push the other pole's "
-                    "examples off their place; the hinge max(0, ĥ·v̂) does not")
+                    f"`concepts[{k}].repel_kind` must be 'hinge': {a.name!r} and {b.name!r} {where}, and the "
+                    "squared anti-subspace term (ĥ·v̂)² would push the other pole's examples off their place; "
+                    "the hinge max(0, ĥ·v̂) does not")
 
     def _check_destinations(self) -> None:
         """Each destination names another one-direction concept, orthogonal to the concept or its opposite pole."""

@@ -284,7 +284,8 @@ class AnchorTrainerMixin(AnchorCheckpointMixin):
         batches = self._anchor_window_batches
         if self._loss_is_scaled(num_items_in_batch):
             return float(batches)
-        return batches / float(self.current_gradient_accumulation_steps)
+        steps = getattr(self, "current_gradient_accumulation_steps", self.args.gradient_accumulation_steps)
+        return batches / float(steps)  # outside `train()` Trainer has not set the current steps yet
 
     def _check_state_width(self, states: list[torch.Tensor]) -> None:
         """Once: the captured states must have the width the directions were built for."""

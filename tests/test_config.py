@@ -279,3 +279,15 @@ def test_a_bad_value_inside_a_saved_config_names_the_file_and_the_field(tmp_path
     (tmp_path / CONFIG_NAME).write_text(json.dumps(data))
     with pytest.raises(AnchorCheckpointError, match=rf"{tmp_path / CONFIG_NAME}: `concepts\[0\].dims` must be a list"):
         AnchorConfig.from_pretrained(tmp_path)
+
+
+def test_a_repel_only_concept_at_the_opposite_pole_lets_the_other_keep_its_square_repel():
+    """The autoencoder's anti-anchor (attract 0) pulls no examples onto -v̂, so nothing there needs the hinge."""
+    cfg = AnchorConfig(concepts=[ConceptAnchor(name="red", dims=[0], repel=2.0, repel_kind="square"),
+                                 ConceptAnchor(name="anti_red", vector=[-1.0, 0.0, 0.0], attract=0.0, repel=0.02,
+                                               repel_kind="hinge")])
+    assert [c.repel_kind for c in cfg.concepts] == ["square", "hinge"]
+    with pytest.raises(AnchorConfigError, match=r"`concepts\[0\].repel_kind` must be 'hinge'"):
+        AnchorConfig(concepts=[ConceptAnchor(name="red", dims=[0], repel=2.0, repel_kind="square"),
+                               ConceptAnchor(name="anti_red", vector=[-1.0, 0.0, 0.0], attract=0.1, repel=0.02,
+                                             repel_kind="hinge")])

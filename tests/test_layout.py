@@ -36,9 +36,6 @@ RUNTIME_ONLY = {"accelerate"}
 EXTRA_MODULES = {"anchor_hf/metrics/*/*.py": "evaluate"}
 # Core files that still import an experiment until the dataset registry lands; strict, so the test fails
 # (XPASS) the moment they stop, and the entry must then go.
-PENDING = {"anchor_hf/commands/train.py": "builds the colour and synthetic data itself until datasets register"}
-
-
 def _relative(path: Path) -> str:
     return path.relative_to(ROOT).as_posix()
 
@@ -114,9 +111,7 @@ for _extra, _reqs in EXTRAS.items():
             OPTIONAL.setdefault(_normalise(_req), []).append(_extra)
 
 
-@pytest.mark.parametrize("path", [pytest.param(p, id=_relative(p), marks=pytest.mark.xfail(
-    strict=True, reason=PENDING[_relative(p)])) if _relative(p) in PENDING else pytest.param(p, id=_relative(p))
-    for p in CORE])
+@pytest.mark.parametrize("path", [pytest.param(p, id=_relative(p)) for p in CORE])
 def test_core_module_never_imports_an_experiment(path):
     wrong = sorted({name for name, _ in imports(path) if name.startswith("anchor_hf.experiments")})
     assert not wrong, f"{_relative(path)} imports {wrong}: only anchor_hf/cli.py may know the experiments"

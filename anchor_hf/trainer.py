@@ -6,12 +6,12 @@ The mixin overrides only what it must, each for one reason:
 - `get_batch_samples`: total the label weights over the optimizer step, the way
   `num_items_in_batch` totals tokens, so gradient accumulation and data parallelism do
   not change the anchor gradient;
-- `_set_signature_columns_if_needed`: keep the concept columns through `remove_unused_columns`;
 - `log`: average the anchor metrics collected since the last log (TRL's pattern), and stop
   the run if the anchor term became non-finite (a flag kept on the device, read only here);
 - `save_model`: write `anchor_config.json` (and, when the user saves, the model card) beside the weights.
-Checkpointing, resume and sharing live in `AnchorCheckpointMixin` (`checkpointing.py`), which
-this mixin inherits.
+Where batches come from (the collator, dataset checks, TRL's preparation, expected labels in
+evaluation) lives in `AnchorDataMixin` (`trainer_data.py`); checkpointing, resume and sharing in
+`AnchorCheckpointMixin` (`checkpointing.py`). This mixin inherits both.
 Put it before any Trainer class: `class MyTrainer(AnchorTrainerMixin, SFTTrainer)`.
 """
 
@@ -30,18 +30,16 @@ from transformers import Trainer
 from .binding import bind
 from .capture import HiddenStateCapture
 from .checkpointing import DRAW_STATE, AnchorCheckpointMixin
-from .collator import ANCHOR_KEYS, SEGMENT_IDS, WINDOW, AnchorCollatorBase, masks_from_batch
+from .collator import ANCHOR_KEYS, SEGMENT_IDS, WINDOW, masks_from_batch
 from .config import AnchorConfig
 from .errors import AnchorCheckpointError, AnchorConfigError, AnchorDataError, AnchorTrainingError
 from .regularizer import AnchorRegularizer, AnchorWeights
 from .routing import GradientRouter
-from .rows import check_dataset
 from .schedules import DoseMeter, schedule_factor
-from .sft_collator import SFTAnchorCollator, is_trl_collator
-from .sft_data import prepare_sft_dataset
+from .trainer_data import AnchorDataMixin, check_packing_collator
 
 
-class AnchorTrainerMixin(AnchorCheckpointMixin):
+class AnchorTrainerMixin(AnchorDataMixin, AnchorCheckpointMixin):
     """Adds Sparse Concept Anchoring to any `transformers.Trainer` subclass.
 
     Args:
@@ -61,9 +59,7 @@ class AnchorTrainerMixin(AnchorCheckpointMixin):
             raise AnchorConfigError(
                 f"`anchor_config` must be an AnchorConfig, got {type(anchor_config).__name__}; "
                 "pass anchor_config=AnchorConfig(layers=[...], concepts=[...])")
-        if isinstance(kwargs.get("data_collator"), AnchorCollatorBase) and getattr(kwargs.get("args"), "packing", False):
-            raise AnchorDataError("with `packing=True` leave `data_collator` unset: TRL collates packed examples "
-                                  "itself, and the trainer builds the anchor masks from its batches")
+        check_packing_collator(kwargs.get("args"), kwargs.get("data_collator"))
         self.anchor_config = anchor_config  # SFTTrainer prepares its datasets inside __init__ and reads it
         super().__init__(*args, **kwargs)
         self.anchor_config = anchor_config
@@ -84,20 +80,6 @@ class AnchorTrainerMixin(AnchorCheckpointMixin):
         self._seed_collator_per_process()
 
     # ------------------------------------------------------------------ setup
-    def _check_collator(self) -> None:
-        collator = self.data_collator
-        if is_trl_collator(collator):  # SFTTrainer's own: the masks are built from its batches
-            collator = self.data_collator = SFTAnchorCollator(collator, self.anchor_config, seed=self.args.seed)
-        if not isinstance(collator, AnchorCollatorBase):
-            raise AnchorDataError(
-                f"`data_collator` is {type(collator).__name__}, but anchoring needs the label masks that "
-                "AnchorDataCollator builds; pass data_collator=AnchorDataCollator(tokenizer, anchor_config)")
-        mine = [c.column for c in self.anchor_config.concepts]
-        theirs = [c.column for c in collator.config.concepts]
-        if mine != theirs:
-            raise AnchorDataError(f"the collator reads concept columns {theirs}, but the trainer's anchor_config "
-                                  f"has {mine}; build both from the same AnchorConfig")
-
     def _bind_anchor_config(self) -> None:
         """Fit the config to the model (`binding.bind`): sites, width and bases, checked before training.
 
@@ -111,50 +93,6 @@ class AnchorTrainerMixin(AnchorCheckpointMixin):
         cfg = binding.config
         self._anchor_regularizer = AnchorRegularizer(cfg.concepts, binding.hidden_size, cfg.separation_power,
                                                      cfg.separation_samples)
-
-    def _seed_collator_per_process(self) -> None:
-        """Offset the label seed by the process index: with one seed, every process would label
-        the same positions of its own batch, correlating the draws the method wants independent."""
-        self.data_collator.seed_for_process(self.args.process_index)
-
-    def _check_datasets(self) -> None:
-        """Every row of the train and eval sets, before any work (`rows.check_dataset`)."""
-        check_dataset(getattr(self, "train_dataset", None), self.data_collator, "train_dataset", training=True)
-        evaluation = getattr(self, "eval_dataset", None)
-        named = evaluation.items() if isinstance(evaluation, dict) else [(None, evaluation)]
-        for key, dataset in named:
-            if dataset is not None:
-                name = "eval_dataset" if key is None else f"eval_dataset[{key!r}]"
-                check_dataset(dataset, self.data_collator, name, training=False)
-
-    # SFTTrainer tokenizes, truncates and packs datasets itself; the concept labels must go along.
-    def _prepare_dataset(self, *args: Any, **kwargs: Any) -> Any:
-        return prepare_sft_dataset(super()._prepare_dataset, self.anchor_config, *args, **kwargs)
-
-    # Concept columns must survive `remove_unused_columns` so the collator can read them.
-    def _set_signature_columns_if_needed(self) -> None:
-        super()._set_signature_columns_if_needed()
-        extra = [c for c in self.data_collator.columns if c not in self._signature_columns]
-        self._signature_columns = list(self._signature_columns) + extra
-
-    # Evaluation weighs labels by their probabilities instead of drawing them, so two evaluations of
-    # the same weights give the same numbers and evaluating never advances the training draws.
-    def get_eval_dataloader(self, eval_dataset: Any = None) -> Any:
-        with self._expected_labels():
-            return super().get_eval_dataloader(eval_dataset)
-
-    def get_test_dataloader(self, test_dataset: Any) -> Any:
-        with self._expected_labels():
-            return super().get_test_dataloader(test_dataset)
-
-    @contextlib.contextmanager
-    def _expected_labels(self) -> Any:
-        collator = self.data_collator
-        self.data_collator = collator.expected()
-        try:
-            yield
-        finally:
-            self.data_collator = collator
 
     # ------------------------------------------------------------------ weights
     def _progress(self) -> tuple[float, float]:

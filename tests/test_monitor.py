@@ -92,3 +92,20 @@ def test_monitor_called_before_any_forward_says_how_to_use_it():
     with ConceptMonitor(model, cfg, "red", threshold=0.5) as monitor:
         with pytest.raises(AnchorInterventionError, match=r"no forward pass.*stopping_criteria"):
             monitor(torch.tensor([[RED[0], 5]]), None)
+
+
+def test_the_readme_monitoring_example_flags_the_prompt_that_reads_the_concept():
+    """The README's example as written, on the tiny model and tokenizer: text prompts, left padding."""
+    from tiny import make_tokenizer
+
+    model, cfg = planted()
+    tokenizer = make_tokenizer()
+    prompts = ["w5 w6 w7", "w8 w57"]
+    tokenizer.padding_side = "left"
+    batch = tokenizer(prompts, return_tensors="pt", padding=True)
+    with ConceptMonitor(model, cfg, "red", threshold=0.4) as monitor:
+        out = model.generate(**batch, max_new_tokens=5, stopping_criteria=StoppingCriteriaList([monitor]))
+    lines = [("FLAG" if flagged else "ok  ", text)
+             for text, flagged in zip(tokenizer.batch_decode(out, skip_special_tokens=True), monitor.flagged)]
+    assert lines[1][0] == "FLAG" and lines[1][1].startswith("w8 w57")
+    assert monitor.scores.shape == (2, 5)

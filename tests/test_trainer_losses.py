@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from datasets import Dataset
+from transformers import EarlyStoppingCallback
 
 from anchor_hf import AnchorConfig, ConceptAnchor
 from tiny import make_model
@@ -56,13 +57,14 @@ def test_evaluation_leaves_the_training_label_draws_untouched(tmp_path, tokenize
     assert not torch.equal(trainer.data_collator.generator.get_state(), before)
 
 
-def test_best_model_is_chosen_on_the_task_loss_with_one_flag(tmp_path, tokenizer):
+def test_best_model_and_early_stopping_read_the_task_loss_with_one_flag(tmp_path, tokenizer):
     rows = exact_rows()
     args = sgd_args(tmp_path, steps=3, learning_rate=0.05, eval_strategy="steps", eval_steps=1,
                     save_strategy="steps", save_steps=1, load_best_model_at_end=True,
                     metric_for_best_model="eval_anchor/task_loss")
+    stopper = EarlyStoppingCallback(early_stopping_patience=5)  # reads the same key: it must be there
     trainer = anchored_trainer(make_model("llama"), tokenizer, args, anchor_config(), rows,
-                               eval_dataset=Dataset.from_list(rows))
+                               eval_dataset=Dataset.from_list(rows), callbacks=[stopper])
     trainer.train()
     evals = [e for e in trainer.state.log_history if "eval_loss" in e]
     task = [e["eval_anchor/task_loss"] for e in evals]

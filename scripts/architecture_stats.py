@@ -135,18 +135,25 @@ def module_name(rel: str) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imported_modules(path: Path, module: str) -> set[str]:
-    """Absolute names of every module the file imports (relative imports resolved; lazy ones included)."""
+def imports(path: Path, module: str) -> list[tuple[str, bool]]:
+    """Absolute names of every module the file imports, each with whether it sits at the module's top level.
+
+    Relative imports resolve against `module`, the file's dotted name; imports inside functions count too.
+    `from . import x` yields both the package and `package.x` (x may be a submodule). tests/test_layout.py
+    uses this too.
+    """
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    top = {id(node) for node in tree.body}
+    found = []
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            names.update(a.name for a in node.names)
+            found += [(alias.name, id(node) in top) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             base = package[:len(package) - node.level + 1] if node.level else []
             name = ".".join([*base, node.module] if node.module else base)
-            names.update([name, *(f"{name}.{a.name}" for a in node.names)])
-    return names
+            found += [(name, id(node) in top)] + [(f"{name}.{a.name}", id(node) in top) for a in node.names]
+    return found
 
 
 def long_parts(path: Path, rel: str) -> tuple[bool, list[str]]:
@@ -179,7 +186,7 @@ def measure_code(tree: Path, stats: Stats) -> None:
             stats.core_lines += lines
             core.append((rel, path))
     for rel, path in core:
-        if rel != "anchor_hf/cli.py" and imported_modules(path, module_name(rel)) & experiment_names:
+        if rel != "anchor_hf/cli.py" and {n for n, _ in imports(path, module_name(rel))} & experiment_names:
             stats.core_importing_experiments.append(rel)
     names = [module_name(rel) for rel, _ in core if "/metrics/anchor_" not in rel]  # those are the evaluate extra
     out = subprocess.run([sys.executable, "-c", IMPORT_CORE, *names], cwd=tree, env=_env(tree),

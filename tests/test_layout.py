@@ -8,9 +8,9 @@ lazy import inside a function counts as much as one at the top.
 
 from __future__ import annotations
 
-import ast
 import functools
 import importlib.metadata
+import importlib.util
 import json
 import re
 import subprocess
@@ -26,6 +26,10 @@ except ModuleNotFoundError:  # Python 3.10
     tomllib = pytest.importorskip("tomli")
 
 ROOT = Path(__file__).resolve().parents[1]
+# the import scanner lives with the layout numbers (scripts/architecture_stats.py), which also scan old trees
+_SPEC = importlib.util.spec_from_file_location("architecture_stats", ROOT / "scripts" / "architecture_stats.py")
+_STATS = sys.modules.setdefault("architecture_stats", importlib.util.module_from_spec(_SPEC))
+_SPEC.loader.exec_module(_STATS)  # registered first: its dataclasses look their module up
 PACKAGE = ROOT / "anchor_hf"
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 EXTRAS = PYPROJECT["project"]["optional-dependencies"]
@@ -55,24 +59,9 @@ EXPERIMENTS = sorted((PACKAGE / "experiments").rglob("*.py"))
 
 
 def imports(path: Path, module: str | None = None) -> list[tuple[str, bool]]:
-    """Absolute names of every module `path` imports, each with whether it sits at the module's top level.
-
-    Relative imports resolve against `module` (default: the module `path` is in the package).
-    """
-    tree = ast.parse(path.read_text(), filename=str(path))
-    module = module or _module_name(path)
-    package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
-    top = {id(node) for node in tree.body}
-    found = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found += [(alias.name, id(node) in top) for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = package[:len(package) - node.level + 1] if node.level else []
-            name = ".".join([*base, node.module] if node.module else base)
-            # `from . import x` may import the submodule x: count both
-            found += [(name, id(node) in top)] + [(f"{name}.{a.name}", id(node) in top) for a in node.names]
-    return found
+    """Absolute names of every module `path` imports, each with whether it sits at the module's top level
+    (relative imports resolve against `module`, default the module `path` is in the package)."""
+    return _STATS.imports(path, module or _module_name(path))
 
 
 def third_party(path: Path) -> dict[str, bool]:

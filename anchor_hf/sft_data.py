@@ -96,8 +96,9 @@ def per_token_spans(dataset: Any, config: AnchorConfig) -> Any:
                               "no `input_ids`: tokenize it first and give one value per token")
     if not (token_level or spans):
         return dataset
+    concepts = [c for c in config.concepts if c.span_column]
     return dataset.map(_spans_per_token, with_indices=True,
-                       fn_kwargs={"token_level": token_level, "concepts": [c for c in config.concepts if c.span_column]})
+                       fn_kwargs={"token_level": token_level, "concepts": concepts})
 
 
 def token_columns(config: AnchorConfig, dataset: Any) -> list[str]:

@@ -61,7 +61,8 @@ class AnchorTrainerMixin(AnchorCheckpointMixin):
             raise AnchorConfigError(
                 f"`anchor_config` must be an AnchorConfig, got {type(anchor_config).__name__}; "
                 "pass anchor_config=AnchorConfig(layers=[...], concepts=[...])")
-        if isinstance(kwargs.get("data_collator"), AnchorCollatorBase) and getattr(kwargs.get("args"), "packing", False):
+        packing = getattr(kwargs.get("args"), "packing", False)
+        if isinstance(kwargs.get("data_collator"), AnchorCollatorBase) and packing:
             raise AnchorDataError("with `packing=True` leave `data_collator` unset: TRL collates packed examples "
                                   "itself, and the trainer builds the anchor masks from its batches")
         self.anchor_config = anchor_config  # SFTTrainer prepares its datasets inside __init__ and reads it

@@ -27,7 +27,8 @@ def base_model_id(model: Any) -> str | None:
 
 
 def provenance(model: Any) -> str:
-    """`trained from scratch`, `fine-tuned from [id](https://huggingface.co/id)` or `fine-tuned from a local checkpoint`."""
+    """`trained from scratch`, `fine-tuned from [id](https://huggingface.co/id)` or `fine-tuned from a local
+    checkpoint`."""
     hub_id = base_model_id(model)
     if hub_id is not None:
         return f"fine-tuned from [{hub_id}](https://huggingface.co/{hub_id})"

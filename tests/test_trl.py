@@ -66,7 +66,7 @@ def labelled_rows(n: int = 12) -> list[dict]:
     return rows
 
 
-def sft_trainer(tmp_path, tokenizer, rows, model=None, cfg=None, **sft_kw) -> "AnchorSFTTrainer":
+def sft_trainer(tmp_path, tokenizer, rows, model=None, cfg=None, **sft_kw) -> AnchorSFTTrainer:
     cfg = cfg or two_concept_config()
     args = sft_args(tmp_path, per_device_train_batch_size=16, per_device_eval_batch_size=16, dataloader_drop_last=False,
                     **sft_kw)

@@ -59,7 +59,7 @@ class ConceptMonitor:
         self._ended: torch.Tensor | None = None
         self.flagged: torch.Tensor | None = None
 
-    def __enter__(self) -> "ConceptMonitor":
+    def __enter__(self) -> ConceptMonitor:
         self._scores, self._ended, self.flagged = [], None, None
         self._capture.__enter__()
         return self

@@ -59,7 +59,7 @@ class HiddenStateCapture:
 
         return hook
 
-    def __enter__(self) -> "HiddenStateCapture":
+    def __enter__(self) -> HiddenStateCapture:
         self._states = [None] * len(self.modules)
         try:
             for i, module in enumerate(self.modules):

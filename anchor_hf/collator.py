@@ -83,7 +83,7 @@ class AnchorCollatorBase:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.generator.set_state(torch.tensor(state["generator"], dtype=torch.uint8))
 
-    def expected(self) -> "AnchorCollatorBase":
+    def expected(self) -> AnchorCollatorBase:
         """A copy that weighs each label by its probability instead of drawing (for evaluation).
 
         Evaluation with it is deterministic, and it never advances the training draws (the

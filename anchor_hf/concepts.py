@@ -59,7 +59,7 @@ def build(cls: type, value: Any, path: str) -> Any:
         _PATH.reset(token)
 
 
-def _schedule(value: Any, path: str) -> "Schedule | None":
+def _schedule(value: Any, path: str) -> Schedule | None:
     return None if value is None else build(Schedule, value, path)
 
 
@@ -72,7 +72,7 @@ def _check_column(path: str, value: Any) -> None:
         raise AnchorConfigError(f"`{path}` must be a non-empty string or None, got {value!r}")
 
 
-def place_cosine(a: "ConceptAnchor", b: "ConceptAnchor") -> float | None:
+def place_cosine(a: ConceptAnchor, b: ConceptAnchor) -> float | None:
     """Cosine between two one-direction places, with their poles; None when a vector's length cannot tell.
 
     Axes are one-hot, so two axes give 0 or ±1, an axis and a vector give the vector's entry

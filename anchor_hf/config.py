@@ -57,7 +57,8 @@ class AnchorConfig:
     separation_power: float = field(default=100.0, metadata={"help": "Separation exponent p."})
     separation_samples: int = field(default=256, metadata={"help": "States sampled per layer for separation."})
     separation_schedule: Schedule | None = field(default=None, metadata={"help": "Schedule of the separation weight."})
-    resolved_layers: list[str] | None = field(default=None, metadata={"help": "Resolved module names (filled on bind)."})
+    resolved_layers: list[str] | None = field(default=None,
+                                              metadata={"help": "Resolved module names (filled on bind)."})
     hidden_size: int | None = field(default=None, metadata={"help": "Hidden size bound to (filled on bind)."})
 
     def __post_init__(self) -> None:
@@ -90,7 +91,8 @@ class AnchorConfig:
             raise AnchorConfigError("`concepts` must hold at least one ConceptAnchor, got []")
         for i, concept in enumerate(self.concepts):
             if not isinstance(concept, ConceptAnchor):
-                raise AnchorConfigError(f"`concepts[{i}]` must be a ConceptAnchor or dict, got {type(concept).__name__}")
+                raise AnchorConfigError(
+                    f"`concepts[{i}]` must be a ConceptAnchor or dict, got {type(concept).__name__}")
             concept.validate(f"concepts[{i}]")
         names = [c.name for c in self.concepts]
         if len(set(names)) != len(names):
@@ -237,7 +239,7 @@ class AnchorConfig:
         return {"format_version": FORMAT_VERSION, "anchor_hf_version": __version__, **asdict(self)}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], *, source: str = "dict") -> "AnchorConfig":
+    def from_dict(cls, data: dict[str, Any], *, source: str = "dict") -> AnchorConfig:
         if not isinstance(data, dict):
             raise AnchorCheckpointError(f"{source}: expected a JSON object, got {type(data).__name__}")
         data = dict(data)
@@ -273,7 +275,7 @@ class AnchorConfig:
         return path
 
     @classmethod
-    def from_pretrained(cls, path_or_repo_id: str | os.PathLike, **hub_kwargs: Any) -> "AnchorConfig":
+    def from_pretrained(cls, path_or_repo_id: str | os.PathLike, **hub_kwargs: Any) -> AnchorConfig:
         """Load from a folder (or file) holding `anchor_config.json`, or from a Hub repo id."""
         path = os.fspath(path_or_repo_id)
         if os.path.isdir(path):

@@ -64,7 +64,7 @@ class GradientRouter:
             return h
         return (h, *output[1:])
 
-    def __enter__(self) -> "GradientRouter":
+    def __enter__(self) -> GradientRouter:
         try:
             if self.routes:
                 for module in self.modules:

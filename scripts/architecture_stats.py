@@ -15,9 +15,11 @@ Each revision is exported with `git archive` into a temporary folder (tracked fi
   `tests/` + `scripts/`.
 - pairs of places sharing a block of six or more lines (the same lines, or the same shape with other names),
   over the whole tree, as the `duplicates` command counts them (not measured where it is not on PATH).
-- recipes the one driver accepts: each top-level `recipes/*.yaml` parsed by `anchor-hf train`'s own parser
-  (`anchor_hf.train_args.parse_train_args`, every key known and the anchor config valid), in a fresh process
-  on that revision's code. Accelerate configs are not recipes. (The recipes test trains each for 2 steps.)
+- recipes the one driver accepts: each top-level `recipes/*.yaml` put through what `anchor-hf train` checks
+  before it builds anything (its parser, `anchor_hf.train_args.parse_train_args`: every key known; the dataset
+  builder's section; the anchor config, at the model's width where a direction is drawn at it), in a fresh
+  process on that revision's code. Accelerate configs are not recipes. (tests/test_recipes.py trains each for
+  2 steps.)
 - with `--wheel`: whether the revision's wheel, installed alone, passes `scripts/check_wheel.py` (of the
   checkout running this script) — and if not, the step where it stops.
 
@@ -50,12 +52,24 @@ OLD_EXPERIMENTS = ("anchor_hf/bench/", "anchor_hf/colour_lm/", "anchor_hf/colour
                    "anchor_hf/commands/robustness.py")
 PARSE_RECIPES = """
 import json, sys, tempfile
+try:
+    import anchor_hf.experiments  # registers the experiments' dataset builders, as the anchor-hf command does
+except ImportError:  # a tree from before the experiments had their own package
+    pass
+from anchor_hf.commands import train as driver
 from anchor_hf.train_args import parse_train_args
 refused = {}
 for path in sys.argv[1:]:
-    try:
-        _, _, anchor_args, _ = parse_train_args(["--config", path, "--output_dir", tempfile.mkdtemp()])
-        anchor_args.to_anchor_config()
+    try:  # what the driver checks before it builds anything (as far as this tree's driver has those steps)
+        model_args, data_args, anchor_args, _ = parse_train_args(["--config", path, "--output_dir", tempfile.mkdtemp()])
+        if hasattr(driver, "resolve_dataset"):
+            driver.resolve_dataset(data_args)
+        if hasattr(anchor_args, "needs_hidden_size") and anchor_args.needs_hidden_size():
+            if model_args.model_name_or_path is not None:
+                model_args.model_name_or_path = driver.resolve_model(model_args.model_name_or_path)
+            anchor_args.to_anchor_config(hidden_size=driver.model_width(model_args))
+        else:
+            anchor_args.to_anchor_config()
     except Exception as err:
         refused[path] = f"{type(err).__name__}: {err}"
 print(json.dumps(refused))
@@ -121,18 +135,25 @@ def module_name(rel: str) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imported_modules(path: Path, module: str) -> set[str]:
-    """Absolute names of every module the file imports (relative imports resolved; lazy ones included)."""
+def imports(path: Path, module: str) -> list[tuple[str, bool]]:
+    """Absolute names of every module the file imports, each with whether it sits at the module's top level.
+
+    Relative imports resolve against `module`, the file's dotted name; imports inside functions count too.
+    `from . import x` yields both the package and `package.x` (x may be a submodule). tests/test_layout.py
+    uses this too.
+    """
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    top = {id(node) for node in tree.body}
+    found = []
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            names.update(a.name for a in node.names)
+            found += [(alias.name, id(node) in top) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             base = package[:len(package) - node.level + 1] if node.level else []
             name = ".".join([*base, node.module] if node.module else base)
-            names.update([name, *(f"{name}.{a.name}" for a in node.names)])
-    return names
+            found += [(name, id(node) in top)] + [(f"{name}.{a.name}", id(node) in top) for a in node.names]
+    return found
 
 
 def long_parts(path: Path, rel: str) -> tuple[bool, list[str]]:
@@ -165,7 +186,7 @@ def measure_code(tree: Path, stats: Stats) -> None:
             stats.core_lines += lines
             core.append((rel, path))
     for rel, path in core:
-        if rel != "anchor_hf/cli.py" and imported_modules(path, module_name(rel)) & experiment_names:
+        if rel != "anchor_hf/cli.py" and {n for n, _ in imports(path, module_name(rel))} & experiment_names:
             stats.core_importing_experiments.append(rel)
     names = [module_name(rel) for rel, _ in core if "/metrics/anchor_" not in rel]  # those are the evaluate extra
     out = subprocess.run([sys.executable, "-c", IMPORT_CORE, *names], cwd=tree, env=_env(tree),

@@ -19,7 +19,8 @@ import subprocess
 import sys
 
 # variant -> (what it changes, extra flags for the anchored training)
-ANCHOR = {"layers": [0, 1, 2, 3], "concepts": [{"name": "red", "label_column": "concept", "span_column": "concept_span", "dims": [0], "attract": 1.0,
+ANCHOR = {"layers": [0, 1, 2, 3], "concepts": [{"name": "red", "label_column": "concept", "span_column": "concept_span",
+                                               "dims": [0], "attract": 1.0,
           "repel": 2.5, "tau": 0.1, "repel_schedule": {"ramp_end": 0.0, "start": 1.0, "anneal_start": 0.3,
                                                        "anneal_end": 0.7, "floor": 0.12}}]}
 

@@ -61,7 +61,7 @@ class HubServer:
         with self.lock:
             return dict(self.repos.get(repo_id, {}))
 
-    def start(self) -> "HubServer":
+    def start(self) -> HubServer:
         hub = self
 
         class Handler(_Handler):
@@ -83,7 +83,7 @@ class HubServer:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> "HubServer":
+    def __enter__(self) -> HubServer:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:

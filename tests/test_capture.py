@@ -59,7 +59,7 @@ def test_capture_names_modules_that_never_ran():
     with HiddenStateCapture([used, unused], names=["used", "unused"]) as capture:
         used(torch.ones(1, 2))
     with pytest.raises(RuntimeError, match=r"anchored modules \['unused'\] produced no tensor output"):
-        capture.states
+        _ = capture.states
 
 
 def test_capture_is_not_recording_after_exit_so_checkpoint_recompute_is_ignored():

@@ -65,7 +65,8 @@ def test_collator_uses_an_explicit_span_column():
 
 
 @pytest.mark.parametrize("row, match", [
-    ({"input_ids": [3, 4]}, r"example 0 of the batch has no concept label column 'red'; columns present: \['input_ids'\]"),
+    ({"input_ids": [3, 4]},
+     r"example 0 of the batch has no concept label column 'red'; columns present: \['input_ids'\]"),
     ({"input_ids": [3, 4], "red": 1.5}, r"`red` = 1.5 is not a probability \(allowed 0..1\)"),
     ({"input_ids": [3, 4], "red": [0.0, 1.0, 1.0]}, r"token-level `red` has length 3, but `input_ids` has 2"),
     ({"input_ids": [3, 4], "red": [0.0, -0.5]}, r"`red` holds values outside \[0, 1\]"),

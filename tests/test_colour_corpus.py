@@ -9,7 +9,8 @@ import torch
 
 from anchor_hf.experiments.colour.corpus import (char_tokenizer, encode, load_names, names_dataset, split_heldout,
                                           word_tokenizer)
-from anchor_hf.experiments.colour.mixing import closed_pairs, grid_words, mix, mixing_dataset, mixing_tokenizer, split_pairs
+from anchor_hf.experiments.colour.mixing import (closed_pairs, grid_words, mix, mixing_dataset, mixing_tokenizer,
+                                                split_pairs)
 from anchor_hf.experiments.colour.spec import ColourSpec
 from anchor_hf.experiments.colour.target import exact_labels, label_probability, parse_target, similarity
 from anchor_hf.errors import AnchorDataError

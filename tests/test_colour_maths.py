@@ -7,8 +7,8 @@ import colorsys
 import pytest
 import torch
 
-from anchor_hf.experiments.colour.maths import (NAMED_COLOURS, cube_grid, hsv_similarity, hsv_to_rgb, named_colours, p_red,
-                                   p_vibrant, red_similarity, rgb_to_hsv, sample_cube, vibrancy)
+from anchor_hf.experiments.colour.maths import (NAMED_COLOURS, cube_grid, hsv_similarity, hsv_to_rgb, named_colours,
+                                                p_red, p_vibrant, red_similarity, rgb_to_hsv, sample_cube, vibrancy)
 
 
 def rgb(name: str) -> torch.Tensor:

@@ -19,7 +19,7 @@ needs_data = pytest.mark.skipif(not (DATA / "original" / "train.tsv").is_file(),
 def write_tsv(folder: Path, rows: list[tuple[str, str, str]]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for split in ("train", "dev", "test"):
-        (folder / f"{split}.tsv").write_text("".join(f"{t}\t{l}\t{i}\n" for t, l, i in rows), encoding="utf-8")
+        (folder / f"{split}.tsv").write_text("".join(f"{t}\t{label}\t{i}\n" for t, label, i in rows), encoding="utf-8")
     return folder
 
 

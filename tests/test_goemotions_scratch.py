@@ -106,7 +106,8 @@ def test_shipped_recipes_load_as_one_driver_recipes_and_overrides_land_where_the
     changed = load_recipe(recipe_path("scratch"), parse_overrides(
         ["max_steps=7", "label_replay=4", "steer_prompts=5", "attract=1.0", "anchor_layers=[1, 2]",
          "dataset_args.label_scheme=visit", "anchor_config.concepts.0.tau=0.2"]))
-    assert changed.mapping["max_steps"] == 7 and changed.data.label_replay == 4 and changed.evaluation.steer_prompts == 5
+    assert changed.mapping["max_steps"] == 7 and changed.data.label_replay == 4
+    assert changed.evaluation.steer_prompts == 5
     assert changed.template["attract"] == 1.0 and changed.template["tau"] == 0.2
     assert changed.mapping["anchor_config"]["layers"] == [1, 2] and changed.data.label_scheme == "visit"
     assert scratch.template["attract"] == 0.3  # control: the shipped recipe is untouched

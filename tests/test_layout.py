@@ -8,9 +8,9 @@ lazy import inside a function counts as much as one at the top.
 
 from __future__ import annotations
 
-import ast
 import functools
 import importlib.metadata
+import importlib.util
 import json
 import re
 import subprocess
@@ -26,6 +26,10 @@ except ModuleNotFoundError:  # Python 3.10
     tomllib = pytest.importorskip("tomli")
 
 ROOT = Path(__file__).resolve().parents[1]
+# the import scanner lives with the layout numbers (scripts/architecture_stats.py), which also scan old trees
+_SPEC = importlib.util.spec_from_file_location("architecture_stats", ROOT / "scripts" / "architecture_stats.py")
+_STATS = sys.modules.setdefault("architecture_stats", importlib.util.module_from_spec(_SPEC))
+_SPEC.loader.exec_module(_STATS)  # registered first: its dataclasses look their module up
 PACKAGE = ROOT / "anchor_hf"
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 EXTRAS = PYPROJECT["project"]["optional-dependencies"]
@@ -34,8 +38,8 @@ EXTRAS = PYPROJECT["project"]["optional-dependencies"]
 RUNTIME_ONLY = {"accelerate"}
 # Core modules that are an extra's own code (they may import it at the top): loaded only by that extra's users.
 EXTRA_MODULES = {"anchor_hf/metrics/*/*.py": "evaluate"}
-# Core files that still import an experiment until the dataset registry lands; strict, so the test fails
-# (XPASS) the moment they stop, and the entry must then go.
+
+
 def _relative(path: Path) -> str:
     return path.relative_to(ROOT).as_posix()
 
@@ -55,24 +59,9 @@ EXPERIMENTS = sorted((PACKAGE / "experiments").rglob("*.py"))
 
 
 def imports(path: Path, module: str | None = None) -> list[tuple[str, bool]]:
-    """Absolute names of every module `path` imports, each with whether it sits at the module's top level.
-
-    Relative imports resolve against `module` (default: the module `path` is in the package).
-    """
-    tree = ast.parse(path.read_text(), filename=str(path))
-    module = module or _module_name(path)
-    package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
-    top = {id(node) for node in tree.body}
-    found = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found += [(alias.name, id(node) in top) for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = package[:len(package) - node.level + 1] if node.level else []
-            name = ".".join([*base, node.module] if node.module else base)
-            # `from . import x` may import the submodule x: count both
-            found += [(name, id(node) in top)] + [(f"{name}.{a.name}", id(node) in top) for a in node.names]
-    return found
+    """Absolute names of every module `path` imports, each with whether it sits at the module's top level
+    (relative imports resolve against `module`, default the module `path` is in the package)."""
+    return _STATS.imports(path, module or _module_name(path))
 
 
 def third_party(path: Path) -> dict[str, bool]:
@@ -111,7 +100,7 @@ for _extra, _reqs in EXTRAS.items():
             OPTIONAL.setdefault(_normalise(_req), []).append(_extra)
 
 
-@pytest.mark.parametrize("path", [pytest.param(p, id=_relative(p)) for p in CORE])
+@pytest.mark.parametrize("path", CORE, ids=_relative)
 def test_core_module_never_imports_an_experiment(path):
     wrong = sorted({name for name, _ in imports(path) if name.startswith("anchor_hf.experiments")})
     assert not wrong, f"{_relative(path)} imports {wrong}: only anchor_hf/cli.py may know the experiments"
@@ -203,3 +192,30 @@ def test_wheel_ships_every_file_of_recipes():
     assert files, "recipes/ is empty"
     unshipped = [f for f in files if not any(fnmatch(f, g) and f.count("/") == g.count("/") for g in globs)]
     assert not unshipped, f"recipes/ files the wheel would leave out (extend package-data): {unshipped}"
+
+
+# words that point into an issue tracker instead of saying what the thing is; built from parts so this file
+# does not match itself
+TRACKER_WORDS = re.compile("|".join([r"\bissues?\s*#?\d+", r"\bthe " + r"issue('s)?\b",
+                                     r"\b(pull request|PR)\s*#?\d+", r"(?<![\w&#/])#\d{1,4}\b"]), re.IGNORECASE)
+TEXT_SUFFIXES = {".py", ".md", ".sh", ".yaml", ".yml", ".toml", ".txt", ".json", ".cfg"}
+
+
+def test_no_tracker_words_in_code_docs_or_reports():
+    """Code, docs and reports say what a thing is, never which tracker entry asked for it."""
+    roots = [ROOT / name for name in ("anchor_hf", "tests", "scripts", "recipes", "docs")]
+    files = [ROOT / "README.md", ROOT / "pyproject.toml"]
+    files += [p for r in roots for p in r.rglob("*") if p.suffix in TEXT_SUFFIXES and p.is_file()
+              and "__pycache__" not in p.parts and not p.relative_to(ROOT).as_posix().startswith("docs/api/")]
+    hits = [f"{_relative(p)}:{n}: {m.group(0)!r}" for p in files if p != Path(__file__).resolve()
+            for n, line in enumerate(p.read_text(encoding="utf-8", errors="replace").splitlines(), 1)
+            for m in [TRACKER_WORDS.search(line)] if m]
+    assert not hits, "tracker words (say what the thing is instead):\n" + "\n".join(hits)
+
+
+def test_tracker_word_pattern_flags_references_and_spares_colours():
+    """Negative control: the pattern finds tracker references and leaves hex colours and headings alone."""
+    for text in ("see issue 9", "(Issue #12)", "the issue's targets", "fixed in #16", "PR 3"):
+        assert TRACKER_WORDS.search(text), text
+    for text in ("#808080", "`#ff0000`", "#1f77b4", "## Targets", "an issue of scale", "issues remain"):
+        assert not TRACKER_WORDS.search(text), text

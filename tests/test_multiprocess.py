@@ -114,7 +114,7 @@ def test_logged_anchor_metrics_are_reduced_across_processes(two_process_run, one
     Negative control: at some step the two halves of the global batch (rank 0's and rank 1's
     shards) hold different label counts, so a log of one process alone would differ.
     """
-    (two, _), (one, trainer) = two_process_run, one_process_run
+    (two, _), (_, trainer) = two_process_run, one_process_run
     loader = trainer.get_train_dataloader()  # same seed, same epoch-0 order as the run
     halves = []
     for _, batch in zip(range(STEPS), loader):

@@ -89,7 +89,8 @@ def test_training_a_registered_recipe_without_the_experiments_says_what_to_impor
             f"run(['--config', {str(ROOT / 'recipes' / 'tiny_llama_synthetic.yaml')!r}, '--output_dir', "
             f"{str(tmp_path / 'o')!r}])\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
-                          env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1",
+                               "HF_DATASETS_OFFLINE": "1"})
     assert done.returncode != 0
     assert "`dataset_args` is set, but `dataset` = 'synthetic' is a file" in done.stderr
     assert "import anchor_hf.experiments" in done.stderr

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from anchor_hf.config import AnchorConfig, ConceptAnchor
-from anchor_hf.experiments.robustness import Example, batches, build_arms, pooled_states, posthoc_direction, relearn_curves
+from anchor_hf.experiments.robustness import (Example, batches, build_arms, pooled_states, posthoc_direction,
+                                              relearn_curves)
 from anchor_hf.interventions import active_sites, suppress
 from tiny import WIDTH, make_model
 

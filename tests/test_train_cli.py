@@ -182,7 +182,8 @@ def test_a_random_vector_is_drawn_at_the_model_width_from_its_seed(tmp_path):
     assert saved != pytest.approx(random_vector(32, 8))  # control: the seed decides it
     assert trainer.anchor_config.hidden_size == 32
     with pytest.raises(AnchorConfigError, match=r"must be a list of numbers or \{random_seed: INT\}"):
-        AnchorArguments(anchor_config={**anchor, "concepts": [{"name": "m", "vector": {"seed": 1}}]}).to_anchor_config(8)
+        AnchorArguments(anchor_config={**anchor, "concepts": [{"name": "m", "vector": {"seed": 1}}]}
+                        ).to_anchor_config(8)
     with pytest.raises(AnchorConfigError, match="is drawn at the model's width, which is not known here"):
         AnchorArguments(anchor_config=anchor).to_anchor_config()
 
@@ -197,7 +198,8 @@ def test_lora_config_trains_adapters_only_and_saves_the_adapter(tmp_path):
                    "--output_dir", str(tmp_path / "lora"), "--max_steps", "2", "--save_strategy", "no", *QUIET])
     trainable = [n for n, p in trainer.model.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in n for n in trainable)
-    assert (tmp_path / "lora" / "adapter_config.json").is_file() and (tmp_path / "lora" / "anchor_config.json").is_file()
+    assert (tmp_path / "lora" / "adapter_config.json").is_file()
+    assert (tmp_path / "lora" / "anchor_config.json").is_file()
     assert not (tmp_path / "lora" / "model.safetensors").exists()
     with pytest.raises(AnchorConfigError, match="`lora_config`"):
         run(["--config", RECIPE, "--lora_config", '{"rank": 2}', "--output_dir", str(tmp_path / "bad"), *QUIET])

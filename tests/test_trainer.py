@@ -7,7 +7,7 @@ import torch
 from datasets import Dataset
 from transformers import DataCollatorForLanguageModeling, Trainer
 
-from anchor_hf import (AnchorCheckpointError, AnchorConfig, AnchorDataCollator, AnchorDataError, AnchorTrainer,
+from anchor_hf import (AnchorCheckpointError, AnchorConfig, AnchorDataError, AnchorTrainer,
                        ConceptAnchor)
 from anchor_hf.capture import HiddenStateCapture
 from anchor_hf.layers import resolve_layers
@@ -146,7 +146,8 @@ def test_trainer_refuses_dataset_without_the_label_column_before_training(tmp_pa
 
 
 def test_trainer_refuses_a_collator_without_anchor_masks(tmp_path, tokenizer):
-    with pytest.raises(AnchorDataError, match=r"`data_collator` is DataCollatorForLanguageModeling.*AnchorDataCollator"):
+    with pytest.raises(AnchorDataError,
+                       match=r"`data_collator` is DataCollatorForLanguageModeling.*AnchorDataCollator"):
         AnchorTrainer(model=make_model("llama"), args=sgd_args(tmp_path), anchor_config=anchor_config(),
                       train_dataset=Dataset.from_list(exact_rows()),
                       data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False))

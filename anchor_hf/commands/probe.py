@@ -60,8 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser, measures: tuple[str, ...] = M
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("probe", help="Measure alignment, detection, steerability and entanglement; write report.json, report.md, PNGs.",
-                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = subparsers.add_parser(
+        "probe", help="Measure alignment, detection, steerability and entanglement; write report.json, report.md, "
+                      "PNGs.", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
     parser.set_defaults(func=main)
 

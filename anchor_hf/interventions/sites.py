@@ -82,7 +82,7 @@ class _Detached:
         return None
 
 
-_SITES: "weakref.WeakKeyDictionary[nn.Module, _Site]" = weakref.WeakKeyDictionary()
+_SITES: weakref.WeakKeyDictionary[nn.Module, _Site] = weakref.WeakKeyDictionary()
 
 
 def _attach(module: nn.Module, name: str, edit: Edit) -> tuple[nn.Module, int]:
@@ -145,7 +145,7 @@ class InterventionHandle:
         release(self._compiled)
         self._compiled = []
 
-    def __enter__(self) -> "InterventionHandle":
+    def __enter__(self) -> InterventionHandle:
         # One-shot, like contextlib's managers: a second `with` would silently apply nothing once removed.
         if self._entered or not self.is_active:
             state = "was already entered once" if self._entered else "was removed"

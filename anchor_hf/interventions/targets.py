@@ -1,7 +1,7 @@
 """Where and along what an intervention acts: resolve a concept or a direction, and the layers.
 
-Every entry point (`suppress`, `repel`, `steer`, `redirect`, `ablate`, `redirect_weights`) takes either an `AnchorConfig`
-and a concept name, or an explicit `direction=` (a vector `[D]` or a basis `[D, k]`) with
+Every entry point (`suppress`, `repel`, `steer`, `redirect`, `ablate`, `redirect_weights`) takes either an
+`AnchorConfig` and a concept name, or an explicit `direction=` (a vector `[D]` or a basis `[D, k]`) with
 `layers=`. Everything is checked here, before a hook is registered or a weight touched.
 """
 

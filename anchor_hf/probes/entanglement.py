@@ -68,7 +68,7 @@ def measure_entanglement(interventions: Mapping[str, Callable[[], AbstractContex
     with torch.no_grad():
         base = group_losses().double()
         rows = []
-        for name, factory in tqdm(list(interventions.items()), desc="entanglement", disable=not progress):
+        for factory in tqdm(list(interventions.values()), desc="entanglement", disable=not progress):
             with factory():
                 rows.append(group_losses().double())
     under = torch.stack(rows) if rows else base.new_zeros((0, len(groups)))

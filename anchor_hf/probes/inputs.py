@@ -171,7 +171,8 @@ def pad_batches(sequences: Sequence[Sequence[int]], pad_id: int, batch_size: int
     return out
 
 
-def make_batches(tokenizer: Any, texts: Sequence[str], batch_size: int, max_length: int) -> list[dict[str, torch.Tensor]]:
+def make_batches(tokenizer: Any, texts: Sequence[str], batch_size: int,
+                 max_length: int) -> list[dict[str, torch.Tensor]]:
     """Tokenize into right-padded batches (positions line up across examples, for per-position profiles)."""
     side = getattr(tokenizer, "padding_side", "right")
     tokenizer.padding_side = "right"

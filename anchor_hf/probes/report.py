@@ -91,6 +91,6 @@ def write_report(out_dir: str, results: Mapping[str, Any], markdown: str,
             if os.path.exists(path):
                 os.remove(path)
         raise
-    for kind, path in targets.items():
+    for path in targets.values():
         os.replace(_tmp(path), path)
     return targets

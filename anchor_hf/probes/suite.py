@@ -247,7 +247,7 @@ def run_steerability(ctx: ProbeContext, doses: Sequence[float],
     for c in ctx.concepts:
         positive = ctx.labels(c) >= 0.5
 
-        def measure(index: torch.Tensor | None, fn: Any) -> torch.Tensor:  # [E, C]
+        def measure(index: torch.Tensor | None, fn: Any, c: str = c) -> torch.Tensor:  # [E, C]
             return dose_response(lambda dose: steer(ctx.model, ctx.cfg, c, dose), fn, ctx.batches(index), doses,
                                  progress=ctx.progress, desc=f"steer {c}")
 

@@ -42,7 +42,7 @@ class ColourSpec:
         answer_only: language-model loss on the answers only (names corpora).
         tokenizer_kind: `word` (name words, `:`, `#`, hex digits) or `char` (one token per character).
         exclude_target: drop every training item of the target colour (exact label, similarity ≥ 0.5):
-            the never-saw-it model that removal is measured against (issue 9). The tokenizer and the
+            the never-saw-it model that removal is measured against. The tokenizer and the
             held-out split stay those of the full corpus, so models compare item for item.
     """
 

@@ -1,7 +1,7 @@
 """A held-out concept classifier: bag-of-words logistic regression trained on the training split.
 
 Steering is judged by what the model *writes*, not by its own states: a classifier that
-never saw the model scores each generated continuation for the concept (issue 6,
+never saw the model scores each generated continuation for the concept (the
 dose–response). Presence of each of the `max_words` most frequent words, a bias, and
 balanced classes; fitted full-batch with Adam (EmbeddingBag keeps it sparse), torch only.
 """
@@ -47,7 +47,7 @@ class BagOfWords:
 
     @classmethod
     def fit(cls, texts: Sequence[str], labels: Sequence[int], max_words: int = 5000, l2: float = 1e-4,
-            steps: int = 300, lr: float = 0.05, seed: int = 0) -> "BagOfWords":
+            steps: int = 300, lr: float = 0.05, seed: int = 0) -> BagOfWords:
         """Fit on `texts` with 0/1 `labels`, classes weighted to balance."""
         counts = Counter(w for t in texts for w in words(t))
         vocabulary = {w: i for i, (w, _) in enumerate(counts.most_common(max_words))}

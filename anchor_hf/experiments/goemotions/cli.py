@@ -24,7 +24,8 @@ def _rates(text: str) -> list[float]:
     try:
         return [float(x) for x in text.split(",") if x.strip()]
     except ValueError as err:
-        raise argparse.ArgumentTypeError(f"--label-rate takes numbers in (0, 1], comma-separated; got {text!r}") from err
+        raise argparse.ArgumentTypeError(
+            f"--label-rate takes numbers in (0, 1], comma-separated; got {text!r}") from err
 
 
 def register(subparsers: Any) -> None:

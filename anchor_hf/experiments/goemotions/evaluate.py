@@ -66,7 +66,7 @@ class EvalData:
 
     @classmethod
     def build(cls, splits: dict[str, list[Comment]], concept: EmotionConcept, settings: GoEmotionsEvaluation,
-              max_length: int, tokenizer: Any) -> "EvalData":
+              max_length: int, tokenizer: Any) -> EvalData:
         rng = random.Random(0)
         test, train = splits["test"], splits["train"]
         yes = [c for c in test if concept.holds(c)]
@@ -129,7 +129,8 @@ def mean_nll(model: nn.Module, batches: list[dict[str, torch.Tensor]]) -> float:
     return total / max(count, 1)
 
 
-def pooled_states(model: nn.Module, layers: Sequence[int], batches: list[dict[str, torch.Tensor]]) -> list[torch.Tensor]:
+def pooled_states(model: nn.Module, layers: Sequence[int],
+                  batches: list[dict[str, torch.Tensor]]) -> list[torch.Tensor]:
     """Per layer `[N, D]`: each example's mean unit state (its mean alignment with any v̂ is `pooled @ v̂`)."""
     modules = resolve_layers(model, list(layers))
     return collect_states(model, modules, batches, progress=False).pooled
@@ -155,7 +156,8 @@ def group_nlls(model: nn.Module, data: EvalData, cache: dict[str, Any]) -> dict[
     return {name: mean_nll(model, b) for name, b in cache["batches"].items()}
 
 
-def generate_scores(model: nn.Module, data: EvalData, context: Callable[[], AbstractContextManager[Any]]) -> torch.Tensor:
+def generate_scores(model: nn.Module, data: EvalData,
+                    context: Callable[[], AbstractContextManager[Any]]) -> torch.Tensor:
     """Classifier concept score `[P]` of each prompt's greedy continuation under `context()`."""
     prompts = data.prompts
     with torch.no_grad(), context():
@@ -227,14 +229,15 @@ def efficacy(rise: float, anchored_nll: float, control_nll: float, neversaw_nll:
     return rise / gap if gap > 0 else math.nan
 
 
-def relative_efficacy(selective: dict[str, float], control: tuple[float, float], neversaw: tuple[float, float]) -> float:
+def relative_efficacy(selective: dict[str, float], control: tuple[float, float],
+                      neversaw: tuple[float, float]) -> float:
     """Difference-in-differences efficacy: (Δconcept − Δother) ÷ ((N − C) on concept − (N − C) on other).
 
-    Issue 6's efficacy divides by the never-saw-it model's extra loss on concept comments,
+    The target's efficacy divides by the never-saw-it model's extra loss on concept comments,
     which also holds every difference between two training runs that has nothing to do with
     the concept (seed noise, data mix); subtracting the same difference on other comments
     keeps only the concept-specific part, on both sides of the ratio. Reported beside the
-    issue's definition, never instead of it.
+    target's definition, never instead of it.
     """
     gap = (neversaw[0] - control[0]) - (neversaw[1] - control[1])
     rise = selective["concept_rise"] - selective["other_rise"]
@@ -252,7 +255,8 @@ def per_layer_context(make: Callable[..., Any], layers: Sequence[int], direction
     return enter
 
 
-def posthoc_directions(model: nn.Module, data: EvalData, layers: Sequence[int]) -> tuple[list[torch.Tensor], torch.Tensor]:
+def posthoc_directions(model: nn.Module, data: EvalData,
+                       layers: Sequence[int]) -> tuple[list[torch.Tensor], torch.Tensor]:
     """Difference-of-means direction per layer, and one for ablation (of the layers' mean pooled state)."""
     fit = data.posthoc_fit
     labels = torch.tensor([data.concept.holds(c) for c in fit]).float()

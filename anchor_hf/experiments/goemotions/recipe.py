@@ -87,7 +87,8 @@ def load_recipe(path: str, overrides: dict[str, Any] | None = None) -> GoEmotion
     """The recipe in `path` with `overrides` applied; raises naming an unknown key or a bad value."""
     mapping = load_yaml_mapping(path, "recipe")
     if mapping.get("dataset") != "goemotions":
-        raise AnchorConfigError(f"{path}: a GoEmotions recipe has `dataset: goemotions`, got {mapping.get('dataset')!r}")
+        raise AnchorConfigError(
+            f"{path}: a GoEmotions recipe has `dataset: goemotions`, got {mapping.get('dataset')!r}")
     anchor = mapping.get("anchor_config")
     if not isinstance(anchor, dict) or not isinstance(anchor.get("concepts"), list) or len(anchor["concepts"]) != 1:
         raise AnchorConfigError(f"{path}: `anchor_config` must hold exactly one concept, the template every anchored "

@@ -1,4 +1,4 @@
-"""Write a GoEmotions report: report.md, report.json, figures and the flat summary.json (issue 6's keys).
+"""Write a GoEmotions report: report.md, report.json, figures and the flat summary.json (fixed keys).
 
 Numbers are medians over seeds; every per-seed number is in the tables and in report.json,
 and the exact command heads the report. Files are written atomically (`probes.report`).
@@ -38,7 +38,7 @@ def summarize(recipe: str, concept: str, rate: float, per_seed: Sequence[dict[st
 
 
 def _checks(summary: dict[str, Any], recipe: str, per_seed: Sequence[dict[str, Any]]) -> list[tuple[str, str, str]]:
-    """(target, measured, met?) rows of issue 6's targets."""
+    """(target, measured, met?) rows of the GoEmotions targets."""
     rows = []
     if recipe == "scratch":
         for key, (op, bound) in TARGETS_A.items():
@@ -148,17 +148,17 @@ def write_report(run: Any, data: Any, rate: float, per_seed: Sequence[dict[str, 
           f"(perplexity). Post-hoc baseline: difference-of-means directions on {baseline}, fitted on "
           f"{len(data.posthoc_fit)} training comments. Steering classifier: bag-of-words logistic regression "
           f"on the training split, test AUROC {data.classifier_auroc:.3f}.", "",
-          "## Targets (issue 6)", "", markdown_table(["target", "measured", "met"], _checks(summary, run.recipe,
+          "## Targets", "", markdown_table(["target", "measured", "met"], _checks(summary, run.recipe,
                                                                                                 per_seed)), "",
           "## Summary (summary.json)", "", markdown_table(["key", "value"], list(summary.items())), "",
           "## Per seed", "", _seed_table(per_seed), "",
           "AUROC: held-out detection by an example's mean alignment with the anchor (anchored, max over the "
-          "anchored layers) or with the post-hoc direction (max over all layers); auroc_anchored_max_pool (not an "
-          "issue key): the same by an example's largest alignment, the detector the pooled pull trains. "
+          "anchored layers) or with the post-hoc direction (max over all layers); auroc_anchored_max_pool (not a "
+          "summary key): the same by an example's largest alignment, the detector the pooled pull trains. "
           "Selectivity ratio: rise of "
           f"concept-comment NLL ÷ rise of other-comment NLL (floored at {1e-3:g} nats). Efficacy: concept NLL rise "
           "under the intervention ÷ (never-saw-it − control concept NLL), undefined (–) when that gap is not "
-          "positive. Relative efficacy (not an issue key): the same with the rise and the gap each minus their "
+          "positive. Relative efficacy (not a summary key): the same with the rise and the gap each minus their "
           "value on other comments (difference in differences), which removes run-to-run shifts that are not "
           "about the concept.", "",
           "## Detection per layer", "", markdown_table(

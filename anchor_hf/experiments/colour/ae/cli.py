@@ -22,8 +22,10 @@ HELP = "Reproduce the paper's colour-autoencoder results (suppression and ablati
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("repro-paper", help=HELP, description=HELP)
-    parser.add_argument("--seeds", type=int, required=True, help="seeds per variant (the targets are medians over >= 10)")
-    parser.add_argument("--out", required=True, help="output folder for results.json, summary.json, report.md, figures/")
+    parser.add_argument("--seeds", type=int, required=True,
+                        help="seeds per variant (the targets are medians over >= 10)")
+    parser.add_argument("--out", required=True,
+                        help="output folder for results.json, summary.json, report.md, figures/")
     parser.add_argument("--anchored", default=str(recipe_path("colour_ae_anchored")),
                         help="recipe of the anchored (suppression) variant")
     parser.add_argument("--isolated", default=str(recipe_path("colour_ae_isolated")),

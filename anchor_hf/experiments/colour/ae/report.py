@@ -95,7 +95,8 @@ def render_report(results: dict[str, Any]) -> str:
 
     lines += ["## Per run", "",
               "| variant | seed | red labels | geometry | red cos | ring / leak | baseline worst named | "
-              "intervention | red | lime | purple | cyan | R² |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "intervention | red | lime | purple | cyan | R² |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in runs:
         g, cond = r["geometry"], results["recipes"][r["variant"]]["intervention"]
         c = r["conditions"][cond]

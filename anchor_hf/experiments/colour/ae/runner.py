@@ -152,7 +152,8 @@ def run_paper(seeds: int, out_dir: str, recipe_paths: dict[str, str], *, first_s
                 name = f"{variant}_{recipe.intervention}.png"
                 plot_three_panel(trained.model, trained.anchor_config, concept, recipe.intervention,
                                  os.path.join(out_dir, "figures", name),
-                                 f"{variant} (E={trained.model.config.hidden_size}), seed {seed}: {recipe.intervention}")
+                                 f"{variant} (E={trained.model.config.hidden_size}), seed {seed}: "
+                                 f"{recipe.intervention}")
                 figures[variant] = f"figures/{name}"
             if progress is not None:
                 main = conditions[recipe.intervention]

@@ -19,7 +19,7 @@ from anchor_hf.errors import AnchorConfigError
 from anchor_hf.resources import recipes_dir
 from anchor_hf.train_args import load_mapping, read_recipe
 
-KINDS = ("anchored", "control", "neversaw")  # neversaw: the control without the target colour (issue 9)
+KINDS = ("anchored", "control", "neversaw")  # neversaw: the control without the target colour
 
 
 @dataclass
@@ -33,7 +33,7 @@ class ColourRun:
         max_steps: override the recipes' training steps (None keeps them).
         anchored_args, control_args, common_args: extra `--key value` flags for the trainings.
         retrain: train again even where a finished model exists.
-        neversaw: also train never-saw-it models (`models/neversaw_seed{i}`, issue 9).
+        neversaw: also train never-saw-it models (`models/neversaw_seed{i}`): removal is measured against them.
     """
 
     concept: str = "red"
@@ -63,7 +63,7 @@ class ColourRun:
             if not os.path.isfile(self.recipe(kind)):
                 raise AnchorConfigError(f"recipe {self.recipe(kind)} not found; `recipe_dir` = {self.recipe_dir!r} "
                                         "must hold the colour recipes (they ship in the repository's recipes/)")
-        self.target_name  # raises on an unknown colour
+        _ = self.target_name  # raises on an unknown colour
 
     @property
     def target_name(self) -> str:

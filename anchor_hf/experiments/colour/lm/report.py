@@ -179,7 +179,7 @@ def write(out_dir: str, results: Sequence[dict[str, Any]], seeds: Sequence[int],
                           "held-out EM C", "AUROC A", "AUROC C", "margin", "containment", "retention (log)",
                           "suppressed target err", "ratio", "R²", "post-hoc ratio"], _seed_rows(results, seeds)), "",
           "## Setup", "", "```json", json.dumps(json_safe(setup), indent=2), "```", "",
-          "## Figures (seed %d)" % seeds[0], "",
+          f"## Figures (seed {seeds[0]})", "",
           "![projection](projection.png)", "", "![error vs similarity](error_vs_similarity.png)", "",
           "![swatches](swatches.png)", ""]
     report = {"summary": summary, "setup": setup, "command": command, "seeds": list(seeds),

@@ -59,7 +59,7 @@ def build(cls: type, value: Any, path: str) -> Any:
         _PATH.reset(token)
 
 
-def _schedule(value: Any, path: str) -> "Schedule | None":
+def _schedule(value: Any, path: str) -> Schedule | None:
     return None if value is None else build(Schedule, value, path)
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from torch import nn
 
 # compiled module -> (interventions holding it, what to put back when the last one leaves)
-_HELD: "weakref.WeakKeyDictionary[nn.Module, tuple[int, str, Any]]" = weakref.WeakKeyDictionary()
+_HELD: weakref.WeakKeyDictionary[nn.Module, tuple[int, str, Any]] = weakref.WeakKeyDictionary()
 
 
 def compiled_modules(model: nn.Module) -> list[nn.Module]:

@@ -81,7 +81,8 @@ class GoEmotionsRun:
             if resolve_concept(name).members <= concept.members:
                 raise AnchorConfigError(
                     f"`entanglement_groups[{i}]` = {name!r} lies inside the evaluated concept {concept.name!r}, so "
-                    "no comment has it without the concept; drop it from the recipe (`--set entanglement_groups=[...]`)")
+                    "no comment has it without the concept; drop it from the recipe "
+                    "(`--set entanglement_groups=[...]`)")
 
     @property
     def recipe_path(self) -> str:

@@ -197,7 +197,8 @@ def check_dataset(dataset: Any, collator: Any, name: str, *, training: bool) -> 
         if missing:
             raise AnchorDataError(f"`{name}` has no column {missing}; columns present: {columns}. Each concept "
                                   "needs a label-probability column (ConceptAnchor.label_column)")
-    readable = isinstance(dataset, (list, tuple)) or (hasattr(dataset, "select_columns") and hasattr(dataset, "__len__"))
+    readable = isinstance(dataset, (list, tuple)) or (hasattr(dataset, "select_columns")
+                                                      and hasattr(dataset, "__len__"))
     if not readable or not hasattr(collator, "check_rows"):  # an IterableDataset; another kind of example
         return
     mass = collator.check_rows(dataset, name)

@@ -343,6 +343,9 @@ def parse_train_args(argv: Sequence[str], recipe: dict[str, Any] | None = None
             setattr(group, name, None)
         if name in key_overrides:
             setattr(group, name, apply_key_overrides(getattr(group, name), key_overrides[name], name))
+    limit = data_args.max_train_examples
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise AnchorConfigError(f"`max_train_examples` must be None or an int >= 1, got {limit!r}")
     if anchor_args.label_draw not in ("bernoulli", "expected"):
         raise AnchorConfigError(f"`label_draw` must be 'bernoulli' or 'expected', got {anchor_args.label_draw!r}")
     return model_args, data_args, anchor_args, training_args

@@ -32,7 +32,8 @@ from .capture import HiddenStateCapture
 from .checkpointing import DRAW_STATE, AnchorCheckpointMixin
 from .collator import ANCHOR_KEYS, SEGMENT_IDS, WINDOW, masks_from_batch
 from .config import AnchorConfig
-from .errors import AnchorCheckpointError, AnchorConfigError, AnchorDataError, AnchorTrainingError
+from .errors import AnchorCheckpointError, AnchorConfigError, AnchorDataError
+from .faults import NonFiniteWatch, check_gradient, nonfinite_error
 from .regularizer import AnchorRegularizer, AnchorWeights
 from .routing import GradientRouter
 from .schedules import DoseMeter, schedule_factor
@@ -74,7 +75,7 @@ class AnchorTrainerMixin(AnchorDataMixin, AnchorCheckpointMixin):
         self._anchor_window_processes = 1
         self._anchor_window_batches = 1
         self._anchor_draw_state: torch.Tensor | None = None
-        self._anchor_fault: torch.Tensor | None = None  # [step, term index, is_eval] of the first non-finite term
+        self._anchor_watch = NonFiniteWatch()  # first non-finite anchor term, kept on the device
         self._anchor_staging = False
         self._anchor_pending_push = False
         self._seed_collator_per_process()
@@ -173,9 +174,10 @@ class AnchorTrainerMixin(AnchorDataMixin, AnchorCheckpointMixin):
                                                       denominators=window, generator=generator)
         stats["task_loss"] = loss.detach().float() * (self._task_loss_share(num_items_in_batch) if training else 1.0)
         self._record(stats, anchor_loss, weights, "train" if model.training else "eval", share)
-        self._watch_finite(self._anchor_regularizer.last_terms, training)
+        step = self.state.global_step + 1 if training else self.state.global_step
+        self._anchor_watch.update(self._anchor_regularizer.last_terms, step, evaluating=not training)
         if training:
-            self._check_anchor_gradient(states, weights)
+            check_gradient(self._anchor_names, states, weights)
             anchor_loss = anchor_loss * self._anchor_loss_scale(num_items_in_batch, window is not None)
             self._anchor_dose.update(self.state.global_step, self._named_weights(weights), self._lr())
         return loss + anchor_loss.to(loss.dtype)
@@ -237,63 +239,11 @@ class AnchorTrainerMixin(AnchorDataMixin, AnchorCheckpointMixin):
                     f"is for hidden size {width}; set `AnchorConfig.hidden_size` to the width of that site")
         self._anchor_width_checked = True
 
-    def _watch_finite(self, terms: torch.Tensor, training: bool) -> None:
-        """Remember, on the device, the first step whose anchor term was non-finite.
-
-        `terms` `[C + 1, L]` are the weighted terms per concept (then separation) and layer.
-        Reading them here would be a host sync per step; the flag is read by
-        `_raise_if_nonfinite` when metrics are logged or a checkpoint is written.
-        """
-        bad = ~torch.isfinite(terms).flatten()  # [(C + 1)·L]
-        first = bad.int().argmax()
-        step = self.state.global_step + 1 if training else self.state.global_step
-        found = torch.stack([torch.full_like(first, step), first, torch.full_like(first, int(not training))])
-        if self._anchor_fault is None or self._anchor_fault.device != found.device:
-            self._anchor_fault = torch.full_like(found, -1) if self._anchor_fault is None \
-                else self._anchor_fault.to(found.device)
-        self._anchor_fault = torch.where(bad.any() & (self._anchor_fault[0] < 0), found, self._anchor_fault)
-
     def _raise_if_nonfinite(self) -> None:
-        """Stop with the concept, layer and step of the first non-finite anchor term (all processes agree)."""
-        if self._anchor_fault is None:
-            return
-        fault = self._anchor_fault.to(self.accelerator.device)
-        if self.accelerator.num_processes > 1:
-            fault = self.accelerator.gather(fault).reshape(self.accelerator.num_processes, -1)
-            seen = fault[fault[:, 0] >= 0]
-            fault = seen[seen[:, 0].argmin()] if len(seen) else fault[0]
-        step, index, evaluating = fault.tolist()
-        if step < 0:
-            return
-        concepts = self.anchor_config.concepts
-        row, layer = divmod(index, len(self._anchor_names))
-        if row < len(concepts):
-            c = concepts[row]
-            what = (f"concept {c.name!r}", f"`concepts[{row}]` has attract = {c.attract:g}, repel = {c.repel:g}, "
-                                           f"exclusive = {c.exclusive:g}")
-        else:
-            what = ("the separation term", f"`separation` = {self.anchor_config.separation:g}")
-        raise AnchorTrainingError(
-            f"the anchor term of {what[0]} at layer {self._anchor_names[layer]!r} became non-finite at step {step}"
-            f"{' (evaluation)' if evaluating else ''}; {what[1]}. A weight so large that one update throws the "
-            "weights out of range, or a learning rate that makes the model diverge, gives non-finite hidden "
-            "states; lower it. Stopped so that no NaN model is saved as a result.")
-
-    def _check_anchor_gradient(self, states: list[torch.Tensor], weights: AnchorWeights) -> None:
-        """Refuse a training step whose anchored states carry no gradient while a term is on.
-
-        Checked on the states, not on the term: the exclusivity term is legitimately 0 until
-        its running means exist, and those only update from states with a gradient, so a
-        term-based check would let an exclusivity-only config train with no anchor gradient.
-        """
-        active = any(w > 0 for w in (*weights.attract, *weights.repel, *weights.exclusive, weights.separation))
-        dead = [name for name, h in zip(self._anchor_names, states) if not h.requires_grad]
-        if active and dead:
-            raise AnchorTrainingError(
-                f"the anchor term has no gradient although its weights are > 0: the states of {dead} were computed "
-                "without autograd. Reentrant activation checkpointing does this; enable it with "
-                "activation_checkpointing_kwargs={'use_reentrant': False}. (Or no trainable parameter comes "
-                "before that layer, e.g. LoRA only on later blocks.)")
+        """Stop with the concept, layer and step of the first non-finite anchor term (`faults.NonFiniteWatch`)."""
+        first = self._anchor_watch.first(self.accelerator)
+        if first is not None:
+            raise nonfinite_error(*first, self.anchor_config, self._anchor_names)
 
     def _named_weights(self, weights: AnchorWeights) -> dict[str, float]:
         named = {}

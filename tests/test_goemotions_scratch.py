@@ -92,6 +92,14 @@ def test_a_label_rate_sweep_writes_one_report_per_rate_and_the_sweep_plot(tmp_pa
     (["--set", "label_replay=-1"], AnchorConfigError, "`label_replay` must be an int >= 0, got -1"),
     (["--set", "steer_promts=3"], AnchorConfigError, r"unknown keys \['steer_promts'\]"),
     (["--set", "no_such_key=1"], AnchorConfigError, "unknown keys \\['no_such_key'\\]"),
+    # an entanglement group that holds no comment without the concept used to crash evaluation after training
+    (["--set", "entanglement_groups=[joy, anger]"], AnchorConfigError,
+     "`entanglement_groups\\[1\\]` = 'anger' lies inside the evaluated concept 'anger'"),
+    (["--concept", "ekman:anger", "--set", "entanglement_groups=[annoyance]"], AnchorConfigError,
+     "`entanglement_groups\\[0\\]` = 'annoyance' lies inside the evaluated concept 'ekman:anger'"),
+    (["--set", "entanglement_groups=[joyful]"], AnchorConfigError,
+     "`entanglement_groups\\[0\\]` = 'joyful' is not a GoEmotions label or group"),
+    (["--set", "entanglement_groups=[joy, joy]"], AnchorConfigError, "`entanglement_groups` repeats 'joy'"),
 ])
 def test_bad_arguments_are_refused_before_anything_is_trained(tmp_path, extra, error, message):
     with pytest.raises(error, match=message):
@@ -161,3 +169,16 @@ def test_each_concept_gets_its_own_place_and_the_controls_no_weights():
     control = anchor_config(load_recipe(recipe_path("scratch")).template, [0], concepts, 0.5, active=False)
     assert all(c["attract"] == c["repel"] == c["exclusive"] == 0 and not c["route"] for c in control["concepts"])
     assert control["separation"] == 0.0
+
+
+def test_a_group_without_test_comments_is_refused_before_any_model_trains(tmp_path, monkeypatch):
+    """The tiny corpus has no grief comment: the evaluation plan is checked on the data before training."""
+    from anchor_hf.experiments.goemotions import train
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a model was trained before the evaluation plan was checked")
+
+    monkeypatch.setattr(train, "train_model", no_training)
+    with pytest.raises(AnchorDataError, match=r"entanglement group 'grief' has no test comment without the concept "
+                                              r"'anger'"):
+        run_cli(tmp_path, "--set", "entanglement_groups=[joy, grief]")

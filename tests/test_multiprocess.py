@@ -41,14 +41,15 @@ def steps_of(out_dir) -> list[dict]:
     return [h for h in history if "anchor/loss" in h]
 
 
-def launch_two(out, *extra: str) -> subprocess.CompletedProcess:
+def launch_two(out, *extra: str, entry: tuple[str, ...] = ("-m", "anchor_hf.cli", "train")
+               ) -> subprocess.CompletedProcess:
     """A 2-process CPU launch through accelerate + the cpu_2proc config (per process 4, global 8)."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
            "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")])}
     # `accelerate launch -m anchor_hf.cli train` through this interpreter, so the test needs no activated
     # environment, from the output's folder, so nothing depends on the working folder being a checkout
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", ACCELERATE_CPU, "-m", "anchor_hf.cli",
-           "train", *COMMON, "--per_device_train_batch_size", "4", "--save_strategy", "steps", "--save_steps", "2",
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", ACCELERATE_CPU, *entry,
+           *COMMON, "--per_device_train_batch_size", "4", "--save_strategy", "steps", "--save_steps", "2",
            "--output_dir", str(out), *extra]
     return subprocess.run(cmd, env=env, cwd=os.path.dirname(out), capture_output=True, text=True, timeout=300)
 
@@ -77,6 +78,19 @@ def test_two_processes_exit_cleanly_with_whole_checkpoints_of_both_ranks(two_pro
         for name in ("anchor_state_0.json", "anchor_state_1.json", "rng_state_0.pth", "rng_state_1.pth",
                      "model.safetensors", "optimizer.pt", "trainer_state.json"):
             assert name in files, (step, name)
+
+
+def test_a_failing_rank_brings_the_launch_down_and_leaves_only_whole_checkpoints(tmp_path):
+    """Rank 1 raises at step 3, after checkpoint-2 is written, and rank 0 is left waiting in the next
+    all-reduce: the launch must end (non-zero, well inside the 300 s timeout) instead of hanging, with
+    checkpoint-2 whole for both ranks and nothing written for step 4."""
+    done = launch_two(tmp_path, entry=(os.path.join(ROOT, "tests", "failing_rank_run.py"), "1", "3"))
+    assert done.returncode != 0
+    assert "injected fault on rank 1 at step 3" in done.stdout + done.stderr
+    assert sorted(p for p in os.listdir(tmp_path) if p.startswith("checkpoint-")) == ["checkpoint-2"]
+    assert {"anchor_state_0.json", "anchor_state_1.json", "model.safetensors"} <= \
+        set(os.listdir(tmp_path / "checkpoint-2"))
+    assert not os.path.exists(tmp_path / "_anchor_staging")
 
 
 def test_two_processes_resumed_from_a_checkpoint_end_with_the_same_weights(two_process_run, tmp_path):

@@ -62,3 +62,15 @@ def test_write_report_keeps_the_previous_report_when_a_new_one_fails(tmp_path):
         write_report(out, {"run": 2}, "# second", {"x": Broken()})
     assert json.loads(open(os.path.join(out, "report.json")).read()) == {"run": 1}
     assert sorted(os.listdir(out)) == ["report.json", "report.md"]
+
+
+def test_importing_the_plots_leaves_the_users_matplotlib_backend_alone(tmp_path):
+    """`probes/plots.py` used to call matplotlib.use("Agg") at import, switching a notebook's backend."""
+    import subprocess
+    import sys
+
+    code = ("import matplotlib; matplotlib.use('svg'); import anchor_hf.probes.plots as p; "
+            "assert matplotlib.get_backend() == 'svg', matplotlib.get_backend(); "
+            f"p.plot_detection(['l0'], {{'red': {{'anchored': [0.9]}}}}).savefig({str(tmp_path / 'd.png')!r})")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert imread(tmp_path / "d.png").shape[-1] in (3, 4)  # a PNG was still written

@@ -162,3 +162,25 @@ def test_bad_arguments_are_refused_before_any_model_loads(tmp_path):
     with pytest.raises(SystemExit):
         main([*base, "--model", "a", "--control", "c", "--never", "d", "--k", "0"])
     assert not os.path.exists(tmp_path / "o")
+
+
+def test_a_config_saved_for_another_width_is_refused_before_any_attack(colour_models, colour_pool, tmp_path,
+                                                                       monkeypatch):
+    """It used to pass the checks and fail once the attacks reached the first hook, phases later."""
+    import shutil
+
+    from anchor_hf.errors import AnchorCheckpointError
+    from anchor_hf.experiments.robustness import runner
+
+    def no_attacks(*args, **kwargs):
+        raise AssertionError("an attack ran before the triple was checked against its config")
+
+    monkeypatch.setattr(runner, "run_attacks", no_attacks)
+    models = tmp_path / "models"
+    shutil.copytree(colour_models, models)
+    config = models / "anchored_seed0" / "anchor_config.json"
+    saved = json.loads(config.read_text())
+    config.write_text(json.dumps({**saved, "hidden_size": 2 * saved["hidden_size"]}))
+    with pytest.raises(AnchorCheckpointError, match=r"`--model` = .*anchored_seed0': the anchor config was saved for "
+                                                    r"hidden size 32, but this model's is 16"):
+        main(_colour_args(models, colour_pool[0], tmp_path / "o"))

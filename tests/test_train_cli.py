@@ -203,3 +203,45 @@ def test_lora_config_trains_adapters_only_and_saves_the_adapter(tmp_path):
     assert not (tmp_path / "lora" / "model.safetensors").exists()
     with pytest.raises(AnchorConfigError, match="`lora_config`"):
         run(["--config", RECIPE, "--lora_config", '{"rank": 2}', "--output_dir", str(tmp_path / "bad"), *QUIET])
+
+
+@pytest.mark.parametrize("name", ["missing.jsonl", "missing_folder/", "./data/missing.parquet"])
+def test_a_missing_local_dataset_path_is_refused_naming_it(tmp_path, name):
+    """A path that does not exist used to go to the Hub loader and come back as a raw FileNotFoundError."""
+    from anchor_hf.commands.train import run
+
+    path = str(tmp_path / name) if not name.startswith("./") else name
+    with pytest.raises(AnchorDataError, match=rf"`dataset` = '{path}' is not a file or folder"):
+        run(["--config", RECIPE, "--dataset", path, "--dataset_args", "null", "--tokenizer_name_or_path",
+             _saved_tokenizer(tmp_path), "--output_dir", str(tmp_path / "o"), *QUIET])
+
+
+def test_a_hub_dataset_that_cannot_be_reached_is_a_clear_error(tmp_path):
+    from anchor_hf.commands.train import run
+
+    with pytest.raises(AnchorDataError, match=r"could not load the Hub dataset 'nobody/no-such-dataset'"):
+        run(["--config", RECIPE, "--dataset", "nobody/no-such-dataset", "--dataset_args", "null",
+             "--tokenizer_name_or_path", _saved_tokenizer(tmp_path), "--output_dir", str(tmp_path / "o"), *QUIET])
+
+
+def test_an_empty_dataset_file_is_refused_before_training(tmp_path):
+    from anchor_hf.commands.train import run
+
+    (tmp_path / "empty.jsonl").write_text("")
+    with pytest.raises(AnchorDataError, match=r"`dataset` = '.*empty.jsonl' has 0 rows"):
+        run(["--config", RECIPE, "--dataset", str(tmp_path / "empty.jsonl"), "--dataset_args", "null",
+             "--tokenizer_name_or_path", _saved_tokenizer(tmp_path), "--output_dir", str(tmp_path / "o"), *QUIET])
+
+
+@pytest.mark.parametrize("value", ["0", "-3"])
+def test_max_train_examples_below_one_is_refused(tmp_path, value):
+    with pytest.raises(AnchorConfigError, match=rf"`max_train_examples` must be None or an int >= 1, got {value}"):
+        parse_train_args(["--config", RECIPE, "--max_train_examples", value])
+
+
+@pytest.mark.parametrize("concept", [{"dims": 0}, {"dims": [0], "label_column": "labels"},
+                                     {"dims": [0], "label_column": "attention_mask"}])
+def test_a_bad_concept_in_a_recipe_is_refused_naming_the_field(concept):
+    anchor = json.dumps({"layers": [0], "concepts": [{"name": "marked", **concept}]})
+    with pytest.raises(AnchorConfigError, match=r"`concepts\[0\]"):
+        AnchorArguments(anchor_config=anchor).to_anchor_config()

@@ -233,26 +233,12 @@ def with_lora(model: Any, lora_config: dict | str | None) -> Any:
 
 def build_dataset(data_args: DataArguments, tokenizer: Any) -> Any:
     """The training split of a file, folder or Hub dataset, tokenized if it has no `input_ids`."""
-    import datasets
-
     name = data_args.dataset
-    if os.path.isdir(name):
-        ds = datasets.load_from_disk(name)
-        if isinstance(ds, datasets.DatasetDict):
-            if data_args.dataset_split not in ds:
-                raise AnchorDataError(f"`dataset_split` = {data_args.dataset_split!r} is not in {name!r}; "
-                                      f"splits: {list(ds)}")
-            ds = ds[data_args.dataset_split]
-    elif os.path.isfile(name):
-        kind = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}.get(
-            os.path.splitext(name)[1].lower())
-        if kind is None:
-            raise AnchorDataError(f"`dataset` = {name!r}: allowed files are .json, .jsonl, .csv, .parquet")
-        ds = datasets.load_dataset(kind, data_files=name, split="train")
-    else:  # a Hub dataset: the real path for users online
-        ds = datasets.load_dataset(name, split=data_args.dataset_split)
+    ds = load_path(name, data_args.dataset_split)
     if data_args.max_train_examples is not None:
         ds = ds.select(range(min(data_args.max_train_examples, len(ds))))
+    if len(ds) == 0:
+        raise AnchorDataError(f"`dataset` = {name!r} has 0 rows; there is nothing to train on")
     if "input_ids" not in ds.column_names:
         column = data_args.text_column
         if column not in ds.column_names:
@@ -261,6 +247,47 @@ def build_dataset(data_args: DataArguments, tokenizer: Any) -> Any:
         ds = ds.map(lambda batch: tokenizer(batch[column], truncation=True, max_length=data_args.max_length),
                     batched=True)
     return ds
+
+
+DATA_FILES = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
+
+
+def load_path(name: str, split: str) -> Any:
+    """A dataset from a `save_to_disk` folder, a data file, or (anything else) the Hub.
+
+    A name that can only be a path (absolute, `./`, a trailing `/`, more than one `/`, a data-file
+    extension) and does not exist is refused here; sent to the Hub it came back as a raw
+    `FileNotFoundError`.
+    """
+    import datasets
+
+    if os.path.isdir(name):
+        ds = datasets.load_from_disk(name)
+        if isinstance(ds, datasets.DatasetDict):
+            if split not in ds:
+                raise AnchorDataError(f"`dataset_split` = {split!r} is not in {name!r}; splits: {list(ds)}")
+            ds = ds[split]
+        return ds
+    extension = os.path.splitext(name)[1].lower()
+    if os.path.isfile(name):
+        if extension not in DATA_FILES:
+            raise AnchorDataError(f"`dataset` = {name!r}: allowed files are {', '.join(DATA_FILES)}")
+        if os.path.getsize(name) == 0:
+            raise AnchorDataError(f"`dataset` = {name!r} has 0 rows (an empty file); there is nothing to train on")
+        try:
+            return datasets.load_dataset(DATA_FILES[extension], data_files=name, split="train")
+        except Exception as err:  # datasets raises a bare StopIteration or ValueError on files without rows
+            raise AnchorDataError(f"`dataset` = {name!r} could not be read as {DATA_FILES[extension]} "
+                                  f"({type(err).__name__}: {err}); a file without rows cannot be read") from err
+    if name.startswith((os.sep, ".", "~")) or name.endswith(os.sep) or name.count("/") > 1 or extension in DATA_FILES:
+        raise AnchorDataError(f"`dataset` = {name!r} is not a file or folder, nor a registered dataset "
+                              f"({', '.join(registered_datasets()) or 'none registered'}); give an existing path, "
+                              "a registered name or a Hub dataset id")
+    try:  # a Hub dataset: the real path for users online
+        return datasets.load_dataset(name, split=split)
+    except Exception as err:  # offline, missing repo, missing split: say which
+        raise AnchorDataError(f"could not load the Hub dataset {name!r} (split {split!r}): "
+                              f"{type(err).__name__}: {err}") from err
 
 
 def build_model(model_args: ModelArguments, tokenizer: Any) -> Any:

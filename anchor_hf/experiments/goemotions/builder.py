@@ -22,7 +22,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from anchor_hf.errors import AnchorConfigError
+from anchor_hf.errors import AnchorConfigError, AnchorDataError
 from anchor_hf.registry import BuildContext, BuiltData, DatasetBuilder, register_dataset, register_model
 
 DATA_FILE = "goemotions_data.json"
@@ -111,7 +111,7 @@ class GoEmotionsEvaluation:
     entanglement_groups: list[str] = field(default_factory=lambda: ["annoyance", "disgust", "joy", "gratitude"])
 
     def __post_init__(self) -> None:
-        from .data import resolve_concept
+        from .data import allowed_concepts, resolve_concept
 
         for name in ("eval_examples", "posthoc_examples", "eval_batch_size", "steer_prompts", "steer_prompt_tokens",
                      "steer_new_tokens"):
@@ -120,11 +120,17 @@ class GoEmotionsEvaluation:
         if not isinstance(doses, list) or not doses or not all(
                 isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in doses):
             raise AnchorConfigError(f"`steer_doses` must be a non-empty list of numbers, got {doses!r}")
-        if not isinstance(self.entanglement_groups, list):
-            raise AnchorConfigError(f"`entanglement_groups` must be a list of GoEmotions labels, "
-                                    f"got {self.entanglement_groups!r}")
-        for name in self.entanglement_groups:
-            resolve_concept(name)
+        groups = self.entanglement_groups
+        if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+            raise AnchorConfigError(f"`entanglement_groups` must be a list of GoEmotions labels, got {groups!r}")
+        for i, name in enumerate(groups):
+            if name in groups[:i]:
+                raise AnchorConfigError(f"`entanglement_groups` repeats {name!r}")
+            try:
+                resolve_concept(name)
+            except AnchorDataError as err:
+                raise AnchorConfigError(f"`entanglement_groups[{i}]` = {name!r} is not a GoEmotions label or group; "
+                                        f"allowed: {', '.join(allowed_concepts())}") from err
 
 
 def build(args: GoEmotionsArgs, context: BuildContext) -> BuiltData:

@@ -74,7 +74,7 @@ def main(args: argparse.Namespace) -> int:
     import torch
 
     from .recipe import parse_overrides
-    from .runner import GoEmotionsRun, evaluate_all, prepare, train_all
+    from .runner import GoEmotionsRun, evaluate_all, evaluation_data, prepare, train_all
 
     if args.shard is not None and not args.train_only:
         from anchor_hf.errors import AnchorConfigError
@@ -87,10 +87,11 @@ def main(args: argparse.Namespace) -> int:
         torch.set_num_threads(1)  # tiny models: one thread is several times faster on a small, shared CPU
     start = time.time()
     prepared = prepare(run)
+    data = evaluation_data(run, prepared)  # the whole plan, evaluation included, is checked before training
     train_all(run, shard=args.shard)
     if args.train_only:
         return 0
-    summaries = evaluate_all(run, prepared, command_of(args))
+    summaries = evaluate_all(run, prepared, data, command_of(args))
     for s in summaries:
         print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in s.items()})
     print(f"report: {run.out}/report.md ({time.time() - start:.0f}s)")

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from anchor_hf.config import AnchorConfig
+from anchor_hf.errors import AnchorDataError
 from .data import EKMAN, LABELS, SENTIMENT, Comment, EmotionConcept, encode_comments, resolve_concept
 from anchor_hf.geometry import direction_basis
 from anchor_hf.interventions import ablate, steer, suppress
@@ -76,9 +77,15 @@ class EvalData:
         other_test = rng.sample(no, min(len(no), cap))
         heldout = rng.sample(test, min(len(test), cap))
         groups, related = {}, {}
+        if not yes:
+            raise AnchorDataError(f"the test split has no comment with the concept {concept.name!r}; nothing to "
+                                  "evaluate it on")
         for name in settings.entanglement_groups:
             group = resolve_concept(name)
             members = [c for c in test if group.holds(c) and not concept.holds(c)]
+            if not members:  # an empty group would reach the tokenizer as an empty batch
+                raise AnchorDataError(f"entanglement group {name!r} has no test comment without the concept "
+                                      f"{concept.name!r}; drop it from `entanglement_groups`")
             groups[name] = rng.sample(members, min(len(members), max(1, cap // 4)))
             related[name] = _related(concept, group)
         train_yes = [c for c in train if concept.holds(c)]
@@ -93,6 +100,9 @@ class EvalData:
                 prompts.append(ids[:k])
             if len(prompts) == settings.steer_prompts:
                 break
+        if not prompts:
+            raise AnchorDataError(f"no test comment without the concept has {k + 2} tokens or more, so there is no "
+                                  f"steering prompt of `steer_prompt_tokens` = {k}")
         classifier = BagOfWords.fit([c.text for c in train], [int(concept.holds(c)) for c in train])
         scores = classifier.score([c.text for c in test])
         clf_auroc = auroc(scores, torch.tensor([concept.holds(c) for c in test]))

@@ -20,7 +20,7 @@ import yaml
 
 from anchor_hf.errors import AnchorConfigError
 from anchor_hf.io import write_text
-from .data import Comment, EmotionConcept, load_goemotions, resolve_concepts
+from .data import Comment, EmotionConcept, load_goemotions, resolve_concept, resolve_concepts
 from .recipe import GoEmotionsRecipe, check, load_recipe, recipe_path
 
 RECIPE_NAME = "recipe.yaml"
@@ -69,7 +69,20 @@ class GoEmotionsRun:
         if self.data_dir is not None:
             overrides["dataset_args.data_dir"] = self.data_dir
         self.settings: GoEmotionsRecipe = load_recipe(self.recipe_file or recipe_path(self.recipe), overrides)
+        self._check_groups()
         self.models = self.models_dir or os.path.join(self.out, "models")
+
+    def _check_groups(self) -> None:
+        """Refuse an entanglement group inside the evaluated concept (`anger` for `anger`, `annoyance` for
+        `ekman:anger`): no comment has it without the concept, and its empty list used to reach the
+        tokenizer after every model had trained."""
+        concept = self.concepts[0]
+        for i, name in enumerate(self.settings.evaluation.entanglement_groups):
+            if resolve_concept(name).members <= concept.members:
+                raise AnchorConfigError(
+                    f"`entanglement_groups[{i}]` = {name!r} lies inside the evaluated concept {concept.name!r}, so "
+                    "no comment has it without the concept; drop it from the recipe "
+                    "(`--set entanglement_groups=[...]`)")
 
     @property
     def recipe_path(self) -> str:
@@ -147,14 +160,23 @@ def train_all(run: GoEmotionsRun, log: Any = print, shard: tuple[int, int] | Non
         train_model(run.recipe_path, kind, seed, rate, anchors[kind == "anchored"], folder, log)
 
 
-def evaluate_all(run: GoEmotionsRun, prepared: Prepared, command: str, log: Any = print) -> list[dict[str, Any]]:
-    """Evaluate every seed at every rate; writes one report per rate (and a sweep); returns the summaries."""
-    from .evaluate import EvalData, evaluate_seed
-    from .report import write_report, write_sweep
+def evaluation_data(run: GoEmotionsRun, prepared: Prepared) -> Any:
+    """The held-out comments every model is measured on (`evaluate.EvalData`). Built before any model
+    trains, so a concept or group without test comments is refused before hours of work."""
+    from .evaluate import EvalData
 
     settings = run.settings
-    data = EvalData.build(prepared.splits, run.concepts[0], settings.evaluation, settings.data.max_length,
+    return EvalData.build(prepared.splits, run.concepts[0], settings.evaluation, settings.data.max_length,
                           prepared.tokenizer)
+
+
+def evaluate_all(run: GoEmotionsRun, prepared: Prepared, data: Any, command: str, log: Any = print
+                 ) -> list[dict[str, Any]]:
+    """Evaluate every seed at every rate on `data` (`evaluation_data`); writes one report per rate (and a
+    sweep); returns the summaries."""
+    from .evaluate import evaluate_seed
+    from .report import write_report, write_sweep
+
     baseline: dict[int, dict[str, Any]] = {}  # per seed: control/never-saw/post-hoc results, shared by the rates
     summaries = []
     for rate in run.label_rates:

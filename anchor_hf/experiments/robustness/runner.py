@@ -19,8 +19,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from anchor_hf.binding import bind
 from anchor_hf.config import AnchorConfig
-from anchor_hf.errors import AnchorConfigError
+from anchor_hf.errors import AnchorConfigError, AnchorError
 from .arms import ARMS, build_arms, posthoc_direction
 from .examples import RemovalData, batches, example_nll
 from .extraction import guardedness_gap, pooled_states, probe_aurocs
@@ -71,6 +72,14 @@ class ModelDirs:
                                         "must be the model trained without the concept (kind neversaw)")
 
 
+def _skeleton(path: str) -> nn.Module:
+    """The saved model's architecture on the meta device: its module names and widths, no weights read."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(path))
+
+
 def load_model(path: str) -> nn.Module:
     """A saved causal LM in eval mode."""
     from transformers import AutoModelForCausalLM
@@ -79,13 +88,19 @@ def load_model(path: str) -> nn.Module:
 
 
 def check_triple(dirs: ModelDirs, data: RemovalData) -> AnchorConfig:
-    """The anchored model's config, after checking the concept is anchored and the tokenizers agree."""
+    """The anchored model's config, after checking the concept is anchored, that the config fits all three
+    models (`bind` on weightless copies: module names, width) and that the tokenizers agree."""
     from transformers import AutoTokenizer
 
     cfg = AnchorConfig.from_pretrained(dirs.anchored)
     if data.concept not in [c.name for c in cfg.concepts]:
         raise AnchorConfigError(f"concept {data.concept!r} is not anchored in {dirs.anchored}; its anchor "
                                 f"config has {[c.name for c in cfg.concepts]}")
+    for flag, path in (("--model", dirs.anchored), ("--control", dirs.control), ("--never", dirs.never)):
+        try:
+            bind(cfg, _skeleton(path))
+        except AnchorError as err:  # found here, not after the first attacks have run
+            raise type(err)(f"`{flag}` = {path!r}: {err}") from err
     vocab = AutoTokenizer.from_pretrained(dirs.anchored).get_vocab()
     for flag, path in (("--control", dirs.control), ("--never", dirs.never)):
         if AutoTokenizer.from_pretrained(path).get_vocab() != vocab:

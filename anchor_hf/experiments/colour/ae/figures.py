@@ -37,10 +37,8 @@ def _slice_image(recon: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
 def plot_three_panel(model: ColourAutoencoder, cfg: AnchorConfig, concept: str, intervention: str, path: str,
                      title: str) -> str:
     """Draw the figure for `intervention` on `model` and write it to `path` (PNG) atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: the caller's backend is left as it is
+    from matplotlib.patches import Circle
 
     width = model.config.hidden_size
     axis = (concept_axis(cfg.concept(concept), width) or [0])[0]
@@ -65,12 +63,12 @@ def plot_three_panel(model: ColourAutoencoder, cfg: AnchorConfig, concept: str, 
                 recon = recon.reshape(true.shape)
             errors[name] = {sv: per_colour_mse(forward, rgb) for sv, rgb in rings.items()}
 
-    fig = plt.figure(figsize=(10, 11), constrained_layout=True)
+    fig = Figure(figsize=(10, 11), layout="constrained")
     top, middle, bottom = fig.subfigures(3, 1, height_ratios=[1.1, 1.3, 1.0])
     axes = top.subplots(1, len(others))
     for ax, other in zip(list(axes) if len(others) > 1 else [axes], others):
         ax.scatter(latents[:, other], latents[:, axis], c=grid.numpy(), s=6, linewidths=0)
-        ax.add_patch(plt.Circle((0, 0), 1, fill=False, color="0.7", lw=0.8))
+        ax.add_patch(Circle((0, 0), 1, fill=False, color="0.7", lw=0.8))
         ax.plot([0], [1], marker="^", color="k", ms=6)
         ax.set_xlim(-1.1, 1.1), ax.set_ylim(-1.1, 1.1), ax.set_aspect("equal")
         ax.set_xlabel(f"dim {other}"), ax.set_ylabel(f"dim {axis} (anchor)")
@@ -95,9 +93,6 @@ def plot_three_panel(model: ColourAutoencoder, cfg: AnchorConfig, concept: str, 
     bottom.suptitle("Reconstruction error vs hue", fontsize=10)
     fig.suptitle(title, fontsize=11)
 
-    try:
-        with atomic_path(path, suffix=".png") as tmp:  # never leave a half-written figure behind
-            fig.savefig(tmp, dpi=110)
-    finally:
-        plt.close(fig)
+    with atomic_path(path, suffix=".png") as tmp:  # never leave a half-written figure behind
+        fig.savefig(tmp, dpi=110)
     return path

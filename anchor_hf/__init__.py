@@ -28,6 +28,7 @@ _LAZY = {
     "repel": "interventions",
     "ablate": "interventions",
     "ablate_axes": "interventions",
+    "ablated": "interventions",
     "redirect": "interventions",
     "redirect_weights": "interventions",
     "InterventionHandle": "interventions",

@@ -14,7 +14,8 @@ from torch import nn
 
 from anchor_hf import AnchorConfig, ConceptAnchor
 from anchor_hf.experiments.colour.ae.evaluate import (GRID_STEPS, condition, measure_conditions, measure_geometry,
-                                             per_colour_mse, r_squared)
+                                                      per_colour_mse)
+from anchor_hf.probes import r_squared
 from anchor_hf.experiments.colour.maths import cube_grid, named_colours, red_similarity, rgb_to_hsv
 from anchor_hf.errors import AnchorConfigError
 from anchor_hf.experiments.colour.ae.model import ColourAutoencoder, ColourAutoencoderConfig

@@ -10,7 +10,7 @@ import torch
 
 from anchor_hf.cli import main as cli_main
 from anchor_hf.experiments.colour.lm.decode import greedy, predict_mix, predict_rgb, rgb_error
-from anchor_hf.experiments.colour.lm.effects import RISE_FLOOR, r_squared, selectivity
+from anchor_hf.experiments.colour.lm.effects import RISE_FLOOR, selectivity
 from anchor_hf.experiments.colour.lm.pipeline import ColourRun
 from anchor_hf.experiments.colour.lm.report import SUMMARY_KEYS
 from anchor_hf.experiments.colour.lm.task import ItemSet
@@ -51,14 +51,6 @@ def test_predict_mix_answers_with_colour_words():
 def test_rgb_error_is_the_channel_mean_of_squared_differences():
     err = rgb_error(torch.tensor([[1.0, 0.0, 0.0]]), torch.tensor([[0.5, 0.5, 0.5]]))
     assert float(err) == pytest.approx(0.25)
-
-
-def test_r_squared_is_one_on_a_line_and_zero_on_unrelated_noise():
-    x = torch.linspace(0, 1, 50)
-    assert r_squared(x, 3 * x + 1) == pytest.approx(1.0)
-    assert r_squared(x, torch.zeros(50)) == 0.0
-    noise = torch.randn(50, generator=torch.Generator().manual_seed(0))
-    assert r_squared(x, noise) < 0.2
 
 
 def test_selectivity_divides_the_target_rise_by_the_size_of_the_dissimilar_rise():

@@ -1,4 +1,4 @@
-"""Plumbing behind `anchor-hf probe`: splits, syntax tokens, groups, checkpoints, and reversible ablation."""
+"""Plumbing behind `anchor-hf probe`: splits, syntax tokens, groups, checkpoints."""
 
 from __future__ import annotations
 
@@ -7,40 +7,13 @@ from tiny import make_model
 
 from anchor_hf import AnchorConfig, ConceptAnchor
 from anchor_hf.probes.inputs import ProbeData
-from anchor_hf.probes.suite import (UNLABELLED, ProbeContext, ablated, checkpoint_folders, group_masks,
-                                    stratified_split, syntax_token_ids)
+from anchor_hf.probes.suite import (UNLABELLED, ProbeContext, checkpoint_folders, group_masks, stratified_split,
+                                    syntax_token_ids)
 
 
 def config() -> AnchorConfig:
     return AnchorConfig(layers=[0, 1], concepts=[ConceptAnchor(name="red", dims=[0]),
                                                  ConceptAnchor(name="blue", dims=[1])])
-
-
-def test_ablated_edits_the_weights_inside_the_block_and_restores_them_exactly(tokenizer):
-    model = make_model("llama").eval()
-    before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    ids = tokenizer(["w2 w3 w4"], return_tensors="pt")["input_ids"]
-    with torch.no_grad():
-        reference = model(ids).logits
-        with ablated(model, config(), "red") as changed:
-            assert "model.embed_tokens.weight" in changed
-            edited = model(ids).logits
-            assert float(model.model.embed_tokens.weight[:, 0].abs().max()) == 0.0  # axis 0 written by nothing
-        after = model(ids).logits
-    assert not torch.allclose(edited, reference)  # negative control: the ablation did change the model
-    assert torch.equal(after, reference)
-    assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
-
-
-def test_ablated_restores_the_weights_when_the_body_raises():
-    model = make_model("gpt2")
-    before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    try:
-        with ablated(model, config(), "blue"):
-            raise RuntimeError("inside")
-    except RuntimeError:
-        pass
-    assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
 
 
 def test_stratified_split_keeps_both_classes_on_both_sides():

@@ -11,8 +11,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -22,7 +21,7 @@ from torch import nn
 from ..binding import bind
 from ..config import AnchorConfig
 from ..geometry import concept_place
-from ..layers import named_sites, resolve_layers
+from ..layers import resolve_layers
 from .alignment import containment, direction_cosine, labelled_alignment, latch_mass, position_profile, retention
 from .detection import auroc, pool_alignment
 from .entanglement import measure_entanglement
@@ -278,24 +277,6 @@ def run_steerability(ctx: ProbeContext, doses: Sequence[float],
 
 
 # ---------------------------------------------------------------------- entanglement
-@contextmanager
-def ablated(model: nn.Module, cfg: AnchorConfig, concept: str) -> Iterator[dict[str, float]]:
-    """`ablate` the concept for the duration of the block, then restore the edited weights exactly.
-
-    Only the residual writes that `ablate` edits are copied (twice their memory, not the model's).
-    """
-    from ..interventions import ablate, residual_writes
-
-    sites = named_sites(model)
-    saved = [(p, p.detach().clone()) for name in residual_writes(model) for p in sites[name].parameters(recurse=False)]
-    try:
-        yield ablate(model, cfg, concept)
-    finally:
-        with torch.no_grad():
-            for p, copy in saved:
-                p.copy_(copy)
-
-
 def group_masks(ctx: ProbeContext, extra_groups: Sequence[str]) -> dict[str, torch.Tensor]:
     """Group name -> `[N]` bool: each concept's labelled examples, each extra label column, and the rest."""
     masks = {c: ctx.labels(c) >= 0.5 for c in ctx.concepts}
@@ -309,7 +290,7 @@ def group_masks(ctx: ProbeContext, extra_groups: Sequence[str]) -> dict[str, tor
 def run_entanglement(ctx: ProbeContext, mode: Literal["suppress", "ablate"] = "suppress",
                      extra_groups: Sequence[str] = ()) -> Section:
     """Held-out loss of every group while each concept is suppressed or ablated, normalized per row."""
-    from ..interventions import suppress
+    from ..interventions import ablated, suppress
 
     masks = group_masks(ctx, extra_groups)
     groups = list(masks)

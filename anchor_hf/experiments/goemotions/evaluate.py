@@ -7,7 +7,8 @@ on the pre-fine-tune model, recipe B), on held-out test comments with exact labe
 - detection: AUROC of an example's mean alignment `mean_t cos(h_t, v̂)` per layer;
 - effects: change of per-token NLL on concept vs non-concept comments under `suppress`
   (full projection at the anchored layers) and `ablate` (every residual write
-  orthogonalized); selectivity ratio = Δconcept / max(Δother, `RISE_FLOOR`);
+  orthogonalized, restored after); selectivity ratio = Δconcept / max(|Δother|, `RISE_FLOOR`)
+  (`anchor_hf.probes.selectivity_ratio`, the floor in nats);
 - efficacy = (NLL of concept comments under the intervention − anchored NLL) ÷
   (never-saw-it NLL − control NLL): the share of "never having seen it" the removal reaches;
 - entanglement `ΔL_B / ΔL_A` for related and unrelated emotions (label hierarchy);
@@ -17,7 +18,6 @@ on the pre-fine-tune model, recipe B), on held-out test comments with exact labe
 
 from __future__ import annotations
 
-import copy
 import math
 import random
 from collections.abc import Callable, Sequence
@@ -32,19 +32,20 @@ from anchor_hf.config import AnchorConfig
 from anchor_hf.errors import AnchorDataError
 from .data import EKMAN, LABELS, SENTIMENT, Comment, EmotionConcept, encode_comments, resolve_concept
 from anchor_hf.geometry import direction_basis
-from anchor_hf.interventions import ablate, steer, suppress
+from anchor_hf.interventions import ablated, steer, suppress
 from anchor_hf.layers import resolve_layers
 from anchor_hf.probes.detection import auroc, pool_alignment
 from anchor_hf.probes.entanglement import entanglement_matrix
 from anchor_hf.probes.inputs import pad_batches
 from anchor_hf.probes.posthoc import mean_difference
 from anchor_hf.probes.scores import token_nll
+from anchor_hf.probes.selectivity import selectivity_ratio
 from anchor_hf.probes.states import collect_states
 from anchor_hf.probes.steerability import summarize_dose_response
 from .builder import GoEmotionsEvaluation
 from .classifier import BagOfWords
 
-RISE_FLOOR = 1e-3  # nats: a non-concept rise below this counts as this, so the ratio stays finite
+RISE_FLOOR = 1e-3  # nats per token: a non-concept change smaller than this counts as this, so the ratio stays finite
 
 
 @dataclass
@@ -152,10 +153,10 @@ def layer_aurocs(pooled: list[torch.Tensor], directions: Sequence[torch.Tensor],
 
 
 def selectivity(base: dict[str, float], under: dict[str, float]) -> dict[str, float]:
-    """Rises of concept and other NLL and their ratio (the other rise floored at `RISE_FLOOR`)."""
+    """Rises of concept and other NLL and their ratio (the size of the other rise floored at `RISE_FLOOR`)."""
     rise_c = under["concept"] - base["concept"]
     rise_o = under["other"] - base["other"]
-    return {"concept_rise": rise_c, "other_rise": rise_o, "ratio": rise_c / max(rise_o, RISE_FLOOR)}
+    return {"concept_rise": rise_c, "other_rise": rise_o, "ratio": selectivity_ratio(rise_c, rise_o, RISE_FLOOR)}
 
 
 def group_nlls(model: nn.Module, data: EvalData, cache: dict[str, Any]) -> dict[str, float]:
@@ -185,31 +186,15 @@ def dose_curve(model: nn.Module, data: EvalData, steer_at: Callable[[float], Abs
     return summarize_dose_response(doses, scores)
 
 
-class _Ablated:
-    """`with _Ablated(model, ...) as m`: an ablated deep copy, so the original stays untouched."""
-
-    def __init__(self, model: nn.Module, cfg: AnchorConfig | None, concept: str | None,
-                 direction: torch.Tensor | None) -> None:
-        self.copy = copy.deepcopy(model)
-        ablate(self.copy, cfg, concept, direction=direction) if direction is not None else ablate(self.copy, cfg,
-                                                                                                   concept)
-
-    def __enter__(self) -> nn.Module:
-        return self.copy
-
-    def __exit__(self, *exc: Any) -> None:
-        self.copy = None  # type: ignore[assignment]
-
-
 def measure_removals(model: nn.Module, data: EvalData, suppress_at: Callable[[], AbstractContextManager[Any]],
-                     ablated: Callable[[], _Ablated]) -> dict[str, Any]:
-    """Group NLLs bare, under suppression and ablated, and their selectivity."""
+                     ablate_at: Callable[[], AbstractContextManager[Any]]) -> dict[str, Any]:
+    """Group NLLs bare, under suppression and ablated (weights restored after), and their selectivity."""
     cache: dict[str, Any] = {}
     base = group_nlls(model, data, cache)
     with suppress_at():
         supp = group_nlls(model, data, cache)
-    with ablated() as edited:
-        abl = group_nlls(edited, data, cache)
+    with ablate_at():
+        abl = group_nlls(model, data, cache)
     return {"base": base, "suppress": supp, "ablate": abl,
             "suppress_selectivity": selectivity(base, supp), "ablate_selectivity": selectivity(base, abl)}
 
@@ -312,7 +297,7 @@ def _baseline(run: Any, prepared: Any, data: EvalData, seed: int, layers: list[i
     log("[goemotions]   post-hoc suppression, ablation and steering")
     removals = measure_removals(
         posthoc_model, data, per_layer_context(lambda **kw: suppress(posthoc_model, **kw), layers, dirs),
-        lambda: _Ablated(posthoc_model, None, None, together))
+        lambda: ablated(posthoc_model, direction=together))
     steering = dose_curve(posthoc_model, data, lambda d: per_layer_context(
         lambda **kw: steer(posthoc_model, dose=d, **kw), layers, dirs)())
     heldout = data.batches(data.heldout)
@@ -352,8 +337,7 @@ def evaluate_seed(run: Any, prepared: Any, data: EvalData, seed: int, rate: floa
                             progress=False)
     aurocs = layer_aurocs(states.pooled, [v_hat] * len(layers), labels)
     aurocs_max = [auroc(pool_alignment(cos, states.live, "max"), labels) for cos in states.cos["c"]]
-    removals = measure_removals(model, data, lambda: suppress(model, cfg, name),
-                                lambda: _Ablated(model, cfg, name, None))
+    removals = measure_removals(model, data, lambda: suppress(model, cfg, name), lambda: ablated(model, cfg, name))
     steering = dose_curve(model, data, lambda d: steer(model, cfg, name, d))
     nll = mean_nll(model, data.batches(data.heldout))
     supp, abl = removals["suppress_selectivity"], removals["ablate_selectivity"]

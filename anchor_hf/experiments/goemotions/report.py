@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import os
-import statistics
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,6 +15,7 @@ from matplotlib.figure import Figure
 
 from anchor_hf.probes.plots import plot_detection, plot_dose_response, plot_entanglement
 from anchor_hf.probes.report import markdown_table, write_json, write_report as write_files
+from anchor_hf.probes.stats import median as seed_median
 
 SUMMARY_KEYS = ("recipe", "concept", "label_rate", "seeds", "auroc_anchored", "auroc_posthoc",
                 "suppression_selectivity_ratio", "posthoc_selectivity_ratio", "suppression_efficacy",
@@ -24,9 +24,11 @@ TARGETS_A = {"auroc_anchored": ("≥", 0.90), "suppression_selectivity_ratio": (
              "suppression_efficacy": ("≥", 0.5), "ablation_efficacy": ("≥", 0.5)}
 
 
-def median(values: Sequence[float]) -> float:
-    finite = [v for v in values if v is not None and not math.isnan(v)]
-    return statistics.median(finite) if finite else math.nan
+def median(values: Sequence[float | None]) -> float:
+    """Median over seeds; a seed without a value (a NaN efficacy: no never-saw gap) is left out.
+
+    The per-seed tables beside each median show every seed."""
+    return seed_median(values, nan="omit")
 
 
 def summarize(recipe: str, concept: str, rate: float, per_seed: Sequence[dict[str, Any]]) -> dict[str, Any]:

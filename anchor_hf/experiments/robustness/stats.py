@@ -1,4 +1,4 @@
-"""Small statistics the attacks report: a rank test, an AUROC's standard error, a median that keeps inf.
+"""Small statistics the attacks report: a rank test, an AUROC's standard error, the median over triples.
 
 Plain torch and `math`, so the robustness code needs no SciPy; each is checked against
 hand-computed values in tests/test_robustness_attacks.py.
@@ -10,6 +10,8 @@ import math
 from collections.abc import Sequence
 
 import torch
+
+from anchor_hf.probes.stats import median as seed_median
 
 
 def mann_whitney(x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
@@ -61,10 +63,6 @@ def auroc_standard_error(auroc: float, n_positive: int, n_negative: int) -> floa
 
 
 def median(values: Sequence[float]) -> float:
-    """Median that keeps `inf` (a budget that ran out) as a value larger than any other."""
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    if len(ordered) % 2:
-        return ordered[mid]
-    lo, hi = ordered[mid - 1], ordered[mid]
-    return hi if math.isinf(hi) else (lo + hi) / 2
+    """Median over triples: an `inf` (a relearning budget that ran out) is larger than any count; a NaN
+    (no value) makes the median NaN (`anchor_hf.probes.median` with `nan="propagate"`)."""
+    return seed_median(values, nan="propagate")

@@ -3,16 +3,15 @@
 Three conditions (METHOD.md §5, §6):
 - `baseline`: the model as trained;
 - `suppress`: `anchor_hf.interventions.suppress` on the concept (full projection where α > 0);
-- `ablate`: `ablate_axes` on a copy, zeroing the concept's axis in the encoder's last layer
-  (rows + bias) and the decoder's first layer (columns).
+- `ablate`: `ablated_axes`, zeroing the concept's axis in the encoder's last layer (rows +
+  bias) and the decoder's first layer (columns) for the measurement, restored after.
 Each gives the per-colour MSE on the `8³` RGB grid and on the named colours, and the
 selectivity R² of grid error against similarity to red raised to a power (2 for
-suppression, 3 for ablation): the squared Pearson correlation, i.e. the R² of a line fit.
+suppression, 3 for ablation): `anchor_hf.probes.r_squared`, the R² of a line fit.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -22,7 +21,8 @@ from anchor_hf.config import AnchorConfig, ConceptAnchor
 from anchor_hf.errors import AnchorConfigError
 from ..maths import cube_grid, named_colours, red_similarity
 from anchor_hf.geometry import alignment, coordinates, direction_basis
-from anchor_hf.interventions import ablate_axes, suppress
+from anchor_hf.interventions import ablated_axes, suppress
+from anchor_hf.probes import r_squared
 from .model import ColourAutoencoder
 
 GRID_STEPS = 8
@@ -60,7 +60,7 @@ def _forward(model: ColourAutoencoder) -> Forward:
 def condition(model: ColourAutoencoder, cfg: AnchorConfig, concept: str, name: str) -> Iterator[Forward]:
     """Yield the forward of `model` under condition `name` ("baseline", "suppress" or "ablate").
 
-    Suppression hooks are removed on exit; ablation edits a deep copy, never `model`.
+    Suppression hooks are removed on exit; the ablated weights are restored on exit.
     """
     model.eval()
     if name == "baseline":
@@ -73,9 +73,8 @@ def condition(model: ColourAutoencoder, cfg: AnchorConfig, concept: str, name: s
         if dims is None:
             raise AnchorConfigError(f"concept {concept!r} is neither `dims` nor a one-hot `vector`, so it has no "
                                     "bottleneck axis to ablate")
-        edited = copy.deepcopy(model)
-        ablate_axes(edited.bottleneck_producer, edited.bottleneck_consumer, dims)
-        yield _forward(edited)
+        with ablated_axes(model.bottleneck_producer, model.bottleneck_consumer, dims):
+            yield _forward(model)
     else:
         raise AnchorConfigError(f"unknown condition {name!r}; allowed: 'baseline', 'suppress', 'ablate'")
 
@@ -84,15 +83,6 @@ def per_colour_mse(forward: Forward, rgb: torch.Tensor) -> torch.Tensor:
     """Mean squared error over the three channels, per colour: `[N, 3]` → `[N]`."""
     recon, _ = forward(rgb)
     return (recon - rgb).pow(2).mean(-1)
-
-
-def r_squared(x: torch.Tensor, y: torch.Tensor) -> float:
-    """Squared Pearson correlation of `x` and `y` `[N]` (the R² of a least-squares line); NaN if either is flat."""
-    x, y = x.double() - x.double().mean(), y.double() - y.double().mean()
-    denominator = (x * x).sum() * (y * y).sum()
-    if float(denominator) == 0.0:
-        return float("nan")
-    return float((x * y).sum() ** 2 / denominator)
 
 
 def measure_conditions(model: ColourAutoencoder, cfg: AnchorConfig, concept: str) -> dict[str, dict]:

@@ -9,10 +9,8 @@ leaves a half-written result.
 
 from __future__ import annotations
 
-import math
 import os
 import platform
-import statistics
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -23,6 +21,7 @@ import torch
 
 from anchor_hf.errors import AnchorConfigError
 from anchor_hf.io import write_text
+from anchor_hf.probes.stats import median
 from .evaluate import measure_conditions, measure_geometry
 from .figures import plot_three_panel
 from .files import to_json
@@ -35,13 +34,6 @@ SUMMARY_KEYS = ("seeds", "labels_fraction", "geometry_success_rate", "baseline_m
                 "anchored_suppression_red_mse", "anchored_suppression_lime_mse", "anchored_suppression_purple_mse",
                 "anchored_suppression_r2", "isolated_ablation_red_mse", "isolated_ablation_cyan_mse",
                 "isolated_ablation_r2")
-
-
-def _median(values: Sequence[float]) -> float:
-    """Median; NaN if any value is NaN (e.g. an R² of a flat error), rather than quietly dropping it."""
-    if any(math.isnan(v) for v in values):
-        return float("nan")
-    return float(statistics.median(values))
 
 
 @dataclass
@@ -85,17 +77,17 @@ def summarize(runs: Sequence[dict[str, Any]], seeds: Sequence[int]) -> dict[str,
     by = {(r["variant"], r["seed"]): r for r in runs}
 
     def named(variant: str, cond: str, colour: str) -> float:
-        return _median([by[variant, s]["conditions"][cond]["named_mse"][colour] for s in seeds])
+        return median([by[variant, s]["conditions"][cond]["named_mse"][colour] for s in seeds], nan="propagate")
 
     def r2(variant: str, cond: str) -> float:
-        return _median([by[variant, s]["conditions"][cond]["r2"] for s in seeds])
+        return median([by[variant, s]["conditions"][cond]["r2"] for s in seeds], nan="propagate")
 
     baseline = [max(by[v, s]["conditions"]["baseline"]["max_named_mse"] for v in VARIANTS) for s in seeds]
     return {
         "seeds": len(seeds),
-        "labels_fraction": _median([r["labels_fraction"] for r in runs]),
+        "labels_fraction": median([r["labels_fraction"] for r in runs], nan="propagate"),
         "geometry_success_rate": sum(bool(r["geometry"]["success"]) for r in runs) / len(runs),
-        "baseline_max_named_mse": _median(baseline),
+        "baseline_max_named_mse": median(baseline, nan="propagate"),
         "anchored_suppression_red_mse": named("anchored", "suppress", "red"),
         "anchored_suppression_lime_mse": named("anchored", "suppress", "lime"),
         "anchored_suppression_purple_mse": named("anchored", "suppress", "purple"),

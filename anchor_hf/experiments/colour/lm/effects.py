@@ -2,22 +2,22 @@
 
 For the anchored model: suppression (full projection at every anchored layer), repulsion
 (rotate to alignment 0, keeping the norm) and directional ablation (every residual write
-orthogonalized against v̂, on a copy). For the control model, the same interventions along
+orthogonalized against v̂, restored after). For the control model, the same interventions along
 post-hoc difference-of-means directions (one per layer; ablation, which edits every write
 with one direction, uses the direction of all layers' states together).
 
 Selectivity is reported as METHOD.md §6's triple, per intervention:
 - efficacy: the target group's error under the intervention (`target_error`, from `target_base`);
 - contrast: `ratio`, the target group's error rise over the size of the rise on colours with similarity
-  < 0.1, the latter floored at `RISE_FLOOR` (one hex step of error is ≈ 1e-5) so a ratio
-  stays finite when dissimilar colours do not move at all;
+  < 0.1 (`anchor_hf.probes.selectivity_ratio`), the latter floored at `RISE_FLOOR` in units of
+  mean squared RGB error (one hex step of error is ≈ 1e-5) so a ratio stays finite when
+  dissimilar colours do not move at all;
 - grading: `r2`, R² of each colour's error rise against similarity² (suppression, repulsion)
-  or similarity³ (ablation) under a least-squares line.
+  or similarity³ (ablation) under a least-squares line (`anchor_hf.probes.r_squared`).
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, ExitStack
 from typing import Any
@@ -27,23 +27,14 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from anchor_hf.config import AnchorConfig
-from anchor_hf.interventions import ablate, repel, suppress
+from anchor_hf.interventions import ablated, repel, suppress
+from anchor_hf.probes import r_squared, selectivity_ratio
 from .decode import rgb_error
 from .task import ColourTask, ItemSet
 
 DISSIMILAR = 0.1  # similarity below which a colour counts as dissimilar
-RISE_FLOOR = 1e-4
+RISE_FLOOR = 1e-4  # mean squared RGB error: about ten hex steps of error on one channel
 BINS = (0.0, 0.1, 0.3, 0.5, 0.7, 0.85, 1.01)  # similarity bins of the graded error-rise table
-
-
-def r_squared(x: torch.Tensor, y: torch.Tensor) -> float:
-    """R² of `y` against `x` under a least-squares line (0 when `y` is constant)."""
-    x, y = x.double(), y.double()
-    design = torch.stack([x, torch.ones_like(x)], -1)
-    coef = torch.linalg.lstsq(design, y.unsqueeze(-1)).solution
-    residual = y - (design @ coef).squeeze(-1)
-    total = (y - y.mean()).pow(2).sum()
-    return float(1.0 - residual.pow(2).sum() / total) if total > 0 else 0.0
 
 
 def selectivity(base: torch.Tensor, under: torch.Tensor, items: ItemSet, power: int = 2) -> dict[str, float]:
@@ -54,7 +45,7 @@ def selectivity(base: torch.Tensor, under: torch.Tensor, items: ItemSet, power: 
     other_rise = float(rise[dissimilar].mean())
     return {"target_base": float(base[items.target].mean()), "target_error": float(under[items.target].mean()),
             "target_rise": target_rise, "dissimilar_rise": other_rise,
-            "ratio": target_rise / max(abs(other_rise), RISE_FLOOR),
+            "ratio": selectivity_ratio(target_rise, other_rise, RISE_FLOOR),
             "r2": r_squared(items.sim.pow(power), rise), "mean_error": float(under.mean()),
             "rise_by_similarity": rise_by_similarity(rise, items.sim)}
 
@@ -75,7 +66,7 @@ def anchored_interventions(cfg: AnchorConfig, concept: str) -> dict[str, tuple[I
     """name -> (context manager on a model, power of the similarity R² uses)."""
     return {"suppress": (lambda m: suppress(m, cfg, concept), 2),
             "repel": (lambda m: repel(m, cfg, concept, target=0.0), 2),
-            "ablate": (lambda m: _ablated_copy(m, cfg, concept, None), 3)}
+            "ablate": (lambda m: ablated(m, cfg, concept), 3)}
 
 
 def posthoc_interventions(cfg: AnchorConfig, directions: Sequence[torch.Tensor],
@@ -93,30 +84,7 @@ def posthoc_interventions(cfg: AnchorConfig, directions: Sequence[torch.Tensor],
 
     return {"suppress": (per_layer(lambda m, **kw: suppress(m, **kw)), 2),
             "repel": (per_layer(lambda m, **kw: repel(m, target=0.0, **kw)), 2),
-            "ablate": (lambda m: _ablated_copy(m, None, None, pooled_direction), 3)}
-
-
-class _Swap:
-    """Context manager yielding an ablated deep copy of the model."""
-
-    def __init__(self, model: nn.Module) -> None:
-        self.model = model
-
-    def __enter__(self) -> nn.Module:
-        return self.model
-
-    def __exit__(self, *exc: Any) -> None:
-        self.model = None  # type: ignore[assignment]
-
-
-def _ablated_copy(model: nn.Module, cfg: AnchorConfig | None, concept: str | None,
-                  direction: torch.Tensor | None) -> _Swap:
-    clone = copy.deepcopy(model)
-    if direction is None:
-        ablate(clone, cfg, concept)
-    else:
-        ablate(clone, direction=direction)
-    return _Swap(clone)
+            "ablate": (lambda m: ablated(m, direction=pooled_direction), 3)}
 
 
 def measure_effects(model: nn.Module, tokenizer: Any, task: ColourTask,
@@ -130,12 +98,11 @@ def measure_effects(model: nn.Module, tokenizer: Any, task: ColourTask,
     base = rgb_error(rgb, items.rgb)
     out: dict[str, Any] = {"base": {"rgb": rgb, "error": base}}
     for name, (enter, power) in tqdm(interventions.items(), desc="interventions", leave=False):
-        with enter(model) as ctx:
-            target = ctx if isinstance(ctx, nn.Module) else model
-            pred, _ = task.answer(target, tokenizer, items.items)
+        with enter(model):  # hooks removed, or weights restored, on exit
+            pred, _ = task.answer(model, tokenizer, items.items)
         err = rgb_error(pred, items.rgb)
         out[name] = {"rgb": pred, "error": err, **selectivity(base, err, items, power)}
     return out
 
 
-__all__ = ["r_squared", "selectivity", "anchored_interventions", "posthoc_interventions", "measure_effects"]
+__all__ = ["selectivity", "anchored_interventions", "posthoc_interventions", "measure_effects"]

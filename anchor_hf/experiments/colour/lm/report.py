@@ -8,15 +8,14 @@ targets with whether each was met, beside the exact command that produced them.
 from __future__ import annotations
 
 import json
-import math
 import os
-import statistics
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 
 from anchor_hf.probes.report import json_safe, markdown_table, write_json, write_report
+from anchor_hf.probes.stats import median as seed_median
 from .figures import plot_error_vs_similarity, plot_projection, plot_swatches
 
 SUMMARY_KEYS = ("seeds", "concept", "corpus", "label_fraction", "heldout_error_anchored", "heldout_error_control",
@@ -26,8 +25,8 @@ INTERVENTIONS = ("suppress", "repel", "ablate")
 
 
 def median(values: Sequence[float | None]) -> float:
-    kept = [v for v in values if v is not None and not math.isnan(v)]
-    return statistics.median(kept) if kept else math.nan
+    """Median over seeds: a seed without a value is left out; the per-seed tables show every seed."""
+    return seed_median(values, nan="omit")
 
 
 def summarize(results: Sequence[dict[str, Any]], concept: str, corpus: str, label_fraction: float) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 
 from .config import CONFIG_NAME, AnchorConfig
 from .errors import AnchorCheckpointError
+from .io import write_text
 
 STATE_NAME = "anchor_state.json"
 STAGING_DIR = "_anchor_staging"  # checkpoints are written here, then renamed; `_*` is never pushed
@@ -93,7 +94,7 @@ class AnchorCheckpointMixin:
             draw = {**draw, "generator": self._anchor_draw_state.tolist()}
         state = {"dose": self._anchor_dose.state_dict(), "collator": draw}
         os.makedirs(output_dir, exist_ok=True)
-        _atomic_write(os.path.join(output_dir, self._anchor_state_name()), json.dumps(state))
+        write_text(os.path.join(output_dir, self._anchor_state_name()), json.dumps(state))
 
     def _anchor_state_name(self) -> str:
         return STATE_NAME if self.args.world_size <= 1 else f"anchor_state_{self.args.process_index}.json"
@@ -171,7 +172,7 @@ class AnchorCheckpointMixin:
 
             bound = inspect.signature(Trainer.create_model_card).bind(self, *args, **kwargs).arguments
             bound.pop("self")
-            _atomic_write(os.path.join(self.args.output_dir, "README.md"), training_summary(self, **bound))
+            write_text(os.path.join(self.args.output_dir, "README.md"), training_summary(self, **bound))
             model = self.accelerator.unwrap_model(self.model)
             if hasattr(model, "create_or_update_model_card"):  # a PEFT model adds its adapter facts, as in Trainer
                 model.create_or_update_model_card(self.args.output_dir)
@@ -232,12 +233,6 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else f"{text[:57]}..."
 
 
-def _atomic_write(path: str, text: str) -> None:
-    """Write `text` to `path` through a temporary file, so a killed process never leaves half a file."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 class _DrawStateTagger:

@@ -18,6 +18,7 @@ from typing import Any
 from .concepts import (MODEL_COLUMNS, OPPOSITE, ORTHOGONAL_TOL, ConceptAnchor, RepelKind, Schedule, Shape, build,
                        check_number, place_cosine)
 from .errors import AnchorCheckpointError, AnchorConfigError
+from .io import write_json
 
 __all__ = ["AnchorConfig", "ConceptAnchor", "Schedule", "Shape", "RepelKind", "CONFIG_NAME", "FORMAT_VERSION",
            "OPPOSITE", "place_cosine", "MODEL_COLUMNS"]
@@ -265,14 +266,8 @@ class AnchorConfig:
 
     def save_pretrained(self, save_directory: str | os.PathLike) -> str:
         """Write `anchor_config.json` into `save_directory` atomically; returns its path."""
-        os.makedirs(save_directory, exist_ok=True)
         path = os.path.join(save_directory, CONFIG_NAME)
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(self.to_dict(), f, indent=2, sort_keys=False)
-            f.write("\n")
-        os.replace(tmp, path)  # never leave a half-written config behind
-        return path
+        return write_json(path, self.to_dict())  # never leave a half-written config behind
 
     @classmethod
     def from_pretrained(cls, path_or_repo_id: str | os.PathLike, **hub_kwargs: Any) -> AnchorConfig:

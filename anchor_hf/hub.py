@@ -21,6 +21,7 @@ from typing import Any
 
 from .config import CONFIG_NAME, AnchorConfig, ConceptAnchor
 from .errors import AnchorCheckpointError, AnchorConfigError
+from .io import write_text
 
 CARD_NAME = "README.md"
 EXTRA_START, EXTRA_END = "<!-- anchor_hf: other sections -->", "<!-- anchor_hf: end of other sections -->"
@@ -218,12 +219,7 @@ def write_model_card(save_directory: str | os.PathLike, config: AnchorConfig, *,
     text = model_card(config, label_rates=label_rates or old_meta.get("anchor_label_rates"),
                       report=load_report(report), tags=[*(tags or []), *(old_meta.get("tags") or [])],
                       extra=old_body or None, **card_kwargs)
-    os.makedirs(save_directory, exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-    return path
+    return write_text(path, text)
 
 
 def read_card(path: str) -> tuple[dict[str, Any], str]:

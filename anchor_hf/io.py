@@ -93,13 +93,20 @@ def load_model(path: str | os.PathLike, *, base_model: str | None = None, merge_
 
 
 def load_tokenizer(path: str | os.PathLike) -> Any:
-    """The tokenizer saved in `path`, with the eos token as pad token when it has no pad token."""
+    """The tokenizer saved in `path` (a folder or Hub id), with a pad token (`with_pad_token`)."""
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(os.fspath(path))
+    return with_pad_token(AutoTokenizer.from_pretrained(os.fspath(path)), f"the tokenizer in {os.fspath(path)!r}")
+
+
+def with_pad_token(tokenizer: Any, source: str = "the tokenizer") -> Any:
+    """`tokenizer` with the eos token as its pad token when it has none (causal LMs often ship so).
+
+    Padding is needed to batch examples of different lengths; the pads are masked out, so
+    which token pads does not change any loss or state.
+    """
     if tokenizer.pad_token_id is None:
         if tokenizer.eos_token_id is None:
-            raise AnchorCheckpointError(f"the tokenizer in {os.fspath(path)!r} has neither a pad nor an eos token "
-                                        "to pad with")
+            raise AnchorCheckpointError(f"{source} has neither a pad nor an eos token to pad with; set one")
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer

@@ -41,6 +41,7 @@ def main(argv: list[str]) -> int:
     from anchor_hf.geometry import direction_basis
     from anchor_hf.experiments.goemotions.evaluate import EvalData, load_trained
     from anchor_hf.experiments.goemotions.recipe import load_recipe, parse_overrides, recipe_path
+    from anchor_hf.io import write_text
     from anchor_hf.layers import resolve_layers
     from anchor_hf.probes.detection import auroc, pool_alignment
     from anchor_hf.probes.report import markdown_table
@@ -74,10 +75,7 @@ def main(argv: list[str]) -> int:
           "appended end-of-text token); 1/length would be chance.", "",
           markdown_table(["model", "layer", "AUROC (mean alignment)", "AUROC (max alignment)", "max on last token"],
                          rows), ""]
-    tmp = f"{args.out}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write("\n".join(md))
-    os.replace(tmp, args.out)
+    write_text(args.out, "\n".join(md))
     print("\n".join(md))
     return 0
 

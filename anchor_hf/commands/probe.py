@@ -154,7 +154,7 @@ def main(args: argparse.Namespace) -> int:
     import transformers
 
     from .. import __version__
-    from ..probes.inputs import load_model
+    from ..probes.inputs import load_model_and_tokenizer
     from ..probes.report import write_report
     from ..probes.suite import ProbeContext, run_alignment, run_detection, run_entanglement, run_steerability
 
@@ -162,7 +162,7 @@ def main(args: argparse.Namespace) -> int:
     command = canonical_command(args)
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     torch.manual_seed(args.seed)
-    model, tokenizer = load_model(args.model, device)
+    model, tokenizer = load_model_and_tokenizer(args.model, device)
     ctx = ProbeContext(model=model, tokenizer=tokenizer, cfg=checked["cfg"], concepts=checked["concepts"],
                        data=checked["data"], batch_size=args.batch_size, max_length=args.max_length,
                        progress=not args.no_progress)

@@ -23,7 +23,7 @@ from dataclasses import fields
 from typing import Any, NoReturn
 
 from ..errors import AnchorConfigError, AnchorDataError
-from ..io import write_text
+from ..io import load_tokenizer, with_pad_token, write_text
 from ..registry import BuildContext, BuiltData, DatasetBuilder, dataset_builder, registered_datasets, resolve_model
 from ..train_args import (DataArguments, ModelArguments, find_resume_checkpoint, load_mapping, make_parser,
                           parse_train_args)
@@ -115,7 +115,8 @@ def run(argv: Sequence[str], callbacks: Sequence[Any] | None = None, quiet: bool
         else:
             context = BuildContext(model_args, training_args, anchor_config, tokenizer, anchor_args.label_draw, seed)
             built = builder.build(builder_args, context)
-        tokenizer = with_pad_token(built.tokenizer) if built.tokenizer is not None else tokenizer
+        if built.tokenizer is not None:
+            tokenizer = with_pad_token(built.tokenizer, f"the tokenizer of dataset {data_args.dataset!r}")
         model = built.model if built.model is not None else build_model(model_args, tokenizer)
         model = with_lora(model, model_args.lora_config)
         collator = built.collator
@@ -186,18 +187,7 @@ def load_section(value: dict | str | None, name: str) -> dict[str, Any] | None:
 def named_tokenizer(model_args: ModelArguments) -> Any | None:
     """The tokenizer the recipe names (`tokenizer_name_or_path`, else the model's), or None."""
     name = model_args.tokenizer_name_or_path or model_args.model_name_or_path
-    if name is None:
-        return None
-    from transformers import AutoTokenizer
-
-    return with_pad_token(AutoTokenizer.from_pretrained(name))
-
-
-def with_pad_token(tokenizer: Any) -> Any:
-    """`tokenizer` with a pad token: causal LMs often ship without one, and the collator needs it."""
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
+    return None if name is None else load_tokenizer(name)
 
 
 def model_width(model_args: ModelArguments) -> int:

@@ -184,19 +184,8 @@ def make_batches(tokenizer: Any, texts: Sequence[str], batch_size: int,
         tokenizer.padding_side = side
 
 
-def load_model(path: str, device: str) -> tuple[torch.nn.Module, Any]:
-    """Load a causal LM (or a PEFT adapter folder over its base) and its tokenizer, in eval mode."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def load_model_and_tokenizer(path: str, device: str) -> tuple[torch.nn.Module, Any]:
+    """A causal LM (or a PEFT adapter over its base, unmerged) in eval mode on `device`, and its tokenizer."""
+    from ..io import load_model, load_tokenizer
 
-    if os.path.isfile(os.path.join(path, "adapter_config.json")):
-        from peft import AutoPeftModelForCausalLM
-
-        model = AutoPeftModelForCausalLM.from_pretrained(path)
-    else:
-        model = AutoModelForCausalLM.from_pretrained(path)
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    if tokenizer.pad_token_id is None:
-        if tokenizer.eos_token_id is None:
-            raise AnchorCheckpointError(f"the tokenizer in {path!r} has neither a pad nor an eos token to pad with")
-        tokenizer.pad_token = tokenizer.eos_token
-    return model.to(device).eval(), tokenizer
+    return load_model(path, device=device), load_tokenizer(path)

@@ -13,6 +13,8 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .. import io
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -33,18 +35,8 @@ def json_safe(value: Any) -> Any:
 
 
 def write_json(path: str, value: Any) -> str:
-    """Write `value` as indented JSON to `path` atomically (temporary name, then `os.replace`)."""
-    tmp = _tmp(path)
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(json_safe(value), f, indent=2, allow_nan=False)
-            f.write("\n")
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    os.replace(tmp, path)
-    return path
+    """Write `value` as indented JSON to `path` atomically, NaN and inf as null (`json_safe`)."""
+    return io.write_json(path, json_safe(value), allow_nan=False)
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

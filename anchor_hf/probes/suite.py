@@ -25,7 +25,7 @@ from ..layers import resolve_layers
 from .alignment import containment, direction_cosine, labelled_alignment, latch_mass, position_profile, retention
 from .detection import auroc, pool_alignment
 from .entanglement import measure_entanglement
-from .inputs import ProbeData, load_model, make_batches
+from .inputs import ProbeData, load_model_and_tokenizer, make_batches
 from .linear_probe import fit_linear_probe
 from .plots import plot_alignment, plot_detection, plot_dose_response, plot_entanglement
 from .posthoc import is_leace_available, leace_direction, mean_difference
@@ -127,7 +127,7 @@ def run_alignment(ctx: ProbeContext, checkpoints: Sequence[str] = (), device: st
     syntax = torch.isin(states.input_ids, syntax_token_ids(ctx.tokenizer)) & states.live
     history: dict[str, list[list[float]]] = {c: [] for c in ctx.concepts}  # concept -> checkpoint -> layer
     for folder in checkpoints:
-        model, _ = load_model(folder, device)
+        model, _ = load_model_and_tokenizer(folder, device)
         ckpt_states = states_of(model, ctx)
         for c in ctx.concepts:
             history[c].append(_margins(ckpt_states, ctx, c))

@@ -17,13 +17,14 @@ Outputs in `--out`: `summary.json` (exactly `SUMMARY_KEYS`), `results.json` (eve
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
+
+from anchor_hf.io import write_json
 
 from . import SUMMARY_KEYS, TABLES
 from .arm import ArmSpec
@@ -198,10 +199,7 @@ def summarize(results: dict[str, Any]) -> dict[str, float | None]:
 
 
 def _write(out_dir: str, name: str, data: Any) -> None:
-    path = os.path.join(out_dir, name)
-    with open(f"{path}.tmp", "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1)
-    os.replace(f"{path}.tmp", path)
+    write_json(os.path.join(out_dir, name), data, indent=1)
 
 
 __all__ = ["BenchSettings", "SUMMARY_KEYS", "TABLES", "run_bench", "summarize", "machine"]

@@ -22,6 +22,7 @@ from torch import nn
 from anchor_hf.binding import bind
 from anchor_hf.config import AnchorConfig
 from anchor_hf.errors import AnchorConfigError, AnchorError
+from anchor_hf.io import load_model
 from .arms import ARMS, build_arms, posthoc_direction
 from .examples import RemovalData, batches, example_nll
 from .extraction import guardedness_gap, pooled_states, probe_aurocs
@@ -78,13 +79,6 @@ def _skeleton(path: str) -> nn.Module:
 
     with torch.device("meta"):
         return AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(path))
-
-
-def load_model(path: str) -> nn.Module:
-    """A saved causal LM in eval mode."""
-    from transformers import AutoModelForCausalLM
-
-    return AutoModelForCausalLM.from_pretrained(path).eval()
 
 
 def check_triple(dirs: ModelDirs, data: RemovalData) -> AnchorConfig:
@@ -179,7 +173,7 @@ def run_attacks(dirs: ModelDirs, data: RemovalData, relearn: RelearnSettings, se
     `cfg`: the anchored model's config as `check_triple` returned it (checked here when None).
     """
     cfg = check_triple(dirs, data) if cfg is None else cfg
-    anchored, control, never = (load_model(p) for p in (dirs.anchored, dirs.control, dirs.never))
+    anchored, control, never = (load_model(p, merge_adapter=True) for p in (dirs.anchored, dirs.control, dirs.never))
     sets = {"concept": batches(data.concept_eval, data.pad_id, batch_size),
             "other": batches(data.other_eval, data.pad_id, batch_size)}
     fit_b, test_b = batches(data.probe_fit, data.pad_id, batch_size), batches(data.probe_test, data.pad_id, batch_size)

@@ -20,17 +20,8 @@ from typing import Any
 import torch
 
 from anchor_hf.errors import AnchorDataError
+from anchor_hf.io import load_tokenizer
 from .examples import Example, RemovalData
-
-
-def _tokenizer(model_dir: str) -> Any:
-    """The tokenizer saved with the model (the one it was trained with), with a pad token."""
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
 
 
 def _split_probe(examples: list[Example], labels: torch.Tensor, seed: int
@@ -78,7 +69,7 @@ def colour_data(model_dir: str, concept: str, pool_dir: str | None = None, n_oth
     from anchor_hf.experiments.colour.target import exact_labels, similarity
 
     spec = colour_spec(model_dir, concept)
-    tokenizer = _tokenizer(model_dir)
+    tokenizer = load_tokenizer(model_dir)  # the one the model was trained with
     colon, unk = tokenizer.convert_tokens_to_ids(":"), tokenizer.unk_token_id
 
     def example(line: str) -> Example:
@@ -141,7 +132,7 @@ def goemotions_data(model_dir: str, concept: str, data_dir: str | None, max_leng
 
     emotion = resolve_concept(concept)
     splits = load_goemotions(data_dir)
-    tokenizer = _tokenizer(model_dir)
+    tokenizer = load_tokenizer(model_dir)  # the one the model was trained with
     def encode(comments: list[Any]) -> list[Example]:
         return [Example(tuple(ids)) for ids in encode_comments(tokenizer, [c.text for c in comments], max_length)
                 if len(ids) >= 2]  # an empty comment has nothing to predict but its end

@@ -27,12 +27,10 @@ ANSWER_LENGTH = {"names": 6, "mixing": 1}
 
 
 def load(model_dir: str) -> tuple[Any, Any, AnchorConfig]:
-    """(model, tokenizer, anchor config) saved by `anchor-hf train`."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """(model in eval mode, tokenizer, anchor config) saved by `anchor-hf train`."""
+    from anchor_hf.io import load_model, load_tokenizer
 
-    model = AutoModelForCausalLM.from_pretrained(model_dir)
-    model.eval()
-    return model, AutoTokenizer.from_pretrained(model_dir), AnchorConfig.from_pretrained(model_dir)
+    return load_model(model_dir), load_tokenizer(model_dir), AnchorConfig.from_pretrained(model_dir)
 
 
 def task_metrics(model: Any, tokenizer: Any, task: ColourTask) -> dict[str, float | None]:

@@ -6,8 +6,8 @@ import pytest
 import torch
 from tiny import make_model
 
-from anchor_hf import AnchorConfig, ConceptAnchor
-from anchor_hf.interventions import ablate, ablated, ablated_axes, restored
+from anchor_hf import AnchorConfig, ConceptAnchor, ablated
+from anchor_hf.interventions import ablate, ablated_axes, restored
 
 
 def config() -> AnchorConfig:

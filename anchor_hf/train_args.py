@@ -18,6 +18,7 @@ import yaml
 
 from .config import CONFIG_NAME, AnchorConfig
 from .errors import AnchorCheckpointError, AnchorConfigError
+from .overrides import MAPPING_FIELDS, apply_key_overrides, split_key_overrides
 
 
 @dataclass
@@ -227,69 +228,6 @@ def recipe_file(value: str) -> str:
     raise AnchorConfigError(f"`--config` = {value!r} is not a file (paths are relative to {os.getcwd()})")
 
 
-# Mapping-valued fields: one key of them can be set with `--FIELD.KEY VALUE` (nested: `--FIELD.A.B VALUE`).
-MAPPING_FIELDS = ("model_config", "lora_config", "dataset_args", "evaluation")
-
-
-def parse_value(text: str) -> Any:
-    """A command-line value read as YAML (`3` -> 3, `[0, 1]` -> a list, `true` -> True); `#ff0000` stays text."""
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
-    if value is None and text.strip().lower() not in ("", "null", "~", "none"):
-        return text  # YAML reads `#...` as a comment
-    return value
-
-
-def split_key_overrides(argv: Sequence[str]) -> tuple[list[str], dict[str, list[tuple[list[str], Any]]]]:
-    """Take the `--FIELD.KEY VALUE` flags of `MAPPING_FIELDS` out of `argv`.
-
-    Returns the other arguments, and per field the `(key path, value)` overrides in order.
-    """
-    rest: list[str] = []
-    found: dict[str, list[tuple[list[str], Any]]] = {}
-    items = list(argv)
-    i = 0
-    while i < len(items):
-        arg = items[i]
-        name = arg[2:].split("=", 1)[0] if arg.startswith("--") else ""
-        head, dot, key = name.partition(".")
-        if not dot or head not in MAPPING_FIELDS:
-            rest.append(arg)
-            i += 1
-            continue
-        if "=" in arg:
-            text, i = arg.split("=", 1)[1], i + 1
-        elif i + 1 < len(items):
-            text, i = items[i + 1], i + 2
-        else:
-            raise AnchorConfigError(f"`{arg}` needs a value")
-        path = key.split(".")
-        if not all(path):
-            raise AnchorConfigError(f"`{arg}`: write --{head}.KEY VALUE (or --{head}.A.B VALUE)")
-        found.setdefault(head, []).append((path, parse_value(text)))
-    return rest, found
-
-
-def apply_key_overrides(base: dict | str | None, overrides: list[tuple[list[str], Any]], name: str) -> dict[str, Any]:
-    """`base` (a mapping, JSON/YAML text or file) with each `(key path, value)` set in it."""
-    mapping = load_mapping(base, name) if base is not None else {}
-    for path, value in overrides:
-        node = mapping
-        for depth, key in enumerate(path[:-1]):
-            child = node.get(key)
-            if child is None:
-                child = node[key] = {}
-            if not isinstance(child, dict):
-                raise AnchorConfigError(f"`--{name}.{'.'.join(path)}`: `{name}.{'.'.join(path[:depth + 1])}` is "
-                                        f"{child!r}, not a mapping")
-            node[key] = child = dict(child)
-            node = child
-        node[path[-1]] = value
-    return mapping
-
-
 def make_parser():
     """`HfArgumentParser` over the model, data, anchor and training argument groups."""
     from transformers import HfArgumentParser, TrainingArguments
@@ -342,7 +280,9 @@ def parse_train_args(argv: Sequence[str], recipe: dict[str, Any] | None = None
         if isinstance(value, str) and value.strip().lower() in ("null", "none", "~"):
             setattr(group, name, None)
         if name in key_overrides:
-            setattr(group, name, apply_key_overrides(getattr(group, name), key_overrides[name], name))
+            base = getattr(group, name)
+            mapping = load_mapping(base, name) if base is not None else {}
+            setattr(group, name, apply_key_overrides(mapping, key_overrides[name], name))
     limit = data_args.max_train_examples
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise AnchorConfigError(f"`max_train_examples` must be None or an int >= 1, got {limit!r}")

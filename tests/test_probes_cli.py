@@ -130,7 +130,7 @@ def no_model_loading(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the model was loaded before the input was checked")
 
-    monkeypatch.setattr(inputs, "load_model", refuse)
+    monkeypatch.setattr(inputs, "load_model_and_tokenizer", refuse)
 
 
 def run(argv):

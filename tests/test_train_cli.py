@@ -147,7 +147,7 @@ def test_one_key_of_a_section_is_overridden_with_a_dotted_flag():
 
 
 def test_a_hex_colour_on_the_command_line_stays_text():
-    from anchor_hf.train_args import parse_value
+    from anchor_hf.overrides import parse_value
 
     assert parse_value("#ff0000") == "#ff0000" and parse_value("3") == 3 and parse_value("[0, 1]") == [0, 1]
     assert parse_value("null") is None and parse_value("true") is True

@@ -91,59 +91,71 @@ def run(argv: Sequence[str], callbacks: Sequence[Any] | None = None, quiet: bool
         quiet: print neither a progress bar nor logged metrics (drivers that train many small models).
     """
     import torch.distributed as dist
-    from transformers import set_seed
-
-    from ..collator import AnchorDataCollator
-    from ..trainer import AnchorTrainer
 
     try:
-        model_args, data_args, anchor_args, training_args = parse_train_args(argv)
-        builder, builder_args = resolve_dataset(data_args)
-        if model_args.model_name_or_path is not None:
-            model_args.model_name_or_path = resolve_model(model_args.model_name_or_path)
-        width = model_width(model_args) if anchor_args.needs_hidden_size() else None
-        anchor_config = anchor_args.to_anchor_config(hidden_size=width)
-        resume = find_resume_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
-        set_seed(training_args.seed)
-        seed = training_args.seed if anchor_args.label_seed is None else anchor_args.label_seed
-        tokenizer = named_tokenizer(model_args)
-        if builder is None:
-            if tokenizer is None:
-                raise AnchorConfigError(f"`dataset` = {data_args.dataset!r} needs a tokenizer: set "
-                                        "`tokenizer_name_or_path` or `model_name_or_path`")
-            built = BuiltData(build_dataset(data_args, tokenizer))
-        else:
-            context = BuildContext(model_args, training_args, anchor_config, tokenizer, anchor_args.label_draw, seed)
-            built = builder.build(builder_args, context)
-        if built.tokenizer is not None:
-            tokenizer = with_pad_token(built.tokenizer, f"the tokenizer of dataset {data_args.dataset!r}")
-        model = built.model if built.model is not None else build_model(model_args, tokenizer)
-        model = with_lora(model, model_args.lora_config)
-        collator = built.collator
-        if collator is None:
-            collator = AnchorDataCollator(tokenizer, anchor_config, draw=anchor_args.label_draw, seed=seed)
-        trainer = AnchorTrainer(model=model, args=training_args, anchor_config=anchor_config,
-                                train_dataset=built.train_dataset, data_collator=collator, processing_class=tokenizer,
-                                callbacks=list(callbacks or []))
-        if quiet:
-            from transformers.trainer_callback import PrinterCallback, ProgressCallback
-
-            for callback in (PrinterCallback, ProgressCallback):
-                trainer.remove_callback(callback)
+        trainer, resume, files = build_trainer(argv, callbacks, quiet)
         trainer.train(resume_from_checkpoint=resume)
         trainer.save_model()
         trainer.save_state()  # trainer_state.json: the log history beside the model
         trainer.create_model_card()  # README.md listing the anchors (anchor_hf.hub)
         if trainer.is_world_process_zero():
-            for name, text in built.files.items():  # what evaluation needs to rebuild the data
-                write_text(os.path.join(training_args.output_dir, name), text)
-        if training_args.push_to_hub:
+            for name, text in files.items():  # what evaluation needs to rebuild the data
+                write_text(os.path.join(trainer.args.output_dir, name), text)
+        if trainer.args.push_to_hub:
             trainer.push_to_hub()
         return trainer
     finally:
         # Without this about 1 run in 10 aborts at exit under gloo (measured: docs/multiprocess.md).
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
+
+
+def build_trainer(argv: Sequence[str], callbacks: Sequence[Any] | None = None, quiet: bool = False
+                  ) -> tuple[Any, str | None, dict[str, str]]:
+    """The `AnchorTrainer` of a recipe, the checkpoint to resume from, and the files to write beside the model.
+
+    The order keeps runs reproducible: everything is checked, then the seed is set, the data
+    built (builders draw from their own generators), and only then the model initialized.
+    """
+    from transformers import set_seed
+
+    from ..collator import AnchorDataCollator
+    from ..trainer import AnchorTrainer
+
+    model_args, data_args, anchor_args, training_args = parse_train_args(argv)
+    builder, builder_args = resolve_dataset(data_args)
+    if model_args.model_name_or_path is not None:
+        model_args.model_name_or_path = resolve_model(model_args.model_name_or_path)
+    width = model_width(model_args) if anchor_args.needs_hidden_size() else None
+    anchor_config = anchor_args.to_anchor_config(hidden_size=width)
+    resume = find_resume_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
+    set_seed(training_args.seed)
+    seed = training_args.seed if anchor_args.label_seed is None else anchor_args.label_seed
+    tokenizer = named_tokenizer(model_args)
+    if builder is None:
+        if tokenizer is None:
+            raise AnchorConfigError(f"`dataset` = {data_args.dataset!r} needs a tokenizer: set "
+                                    "`tokenizer_name_or_path` or `model_name_or_path`")
+        built = BuiltData(build_dataset(data_args, tokenizer))
+    else:
+        context = BuildContext(model_args, training_args, anchor_config, tokenizer, anchor_args.label_draw, seed)
+        built = builder.build(builder_args, context)
+    if built.tokenizer is not None:
+        tokenizer = with_pad_token(built.tokenizer, f"the tokenizer of dataset {data_args.dataset!r}")
+    model = with_lora(built.model if built.model is not None else build_model(model_args, tokenizer),
+                      model_args.lora_config)
+    collator = built.collator
+    if collator is None:
+        collator = AnchorDataCollator(tokenizer, anchor_config, draw=anchor_args.label_draw, seed=seed)
+    trainer = AnchorTrainer(model=model, args=training_args, anchor_config=anchor_config,
+                            train_dataset=built.train_dataset, data_collator=collator, processing_class=tokenizer,
+                            callbacks=list(callbacks or []))
+    if quiet:
+        from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+        for callback in (PrinterCallback, ProgressCallback):
+            trainer.remove_callback(callback)
+    return trainer, resume, built.files
 
 
 # Fields of `DataArguments` read by the file / Hub loader only (a registered builder has its own).

@@ -57,10 +57,10 @@ def test_goemotions_models_are_attacked_end_to_end(tmp_path):
     # The attack texts are tokenized exactly as the models were trained (eos appended, same truncation).
     from anchor_hf.experiments.goemotions.data import build_dataset, load_goemotions, resolve_concepts
     from anchor_hf.experiments.robustness.sources import goemotions_data
-    from anchor_hf.experiments.robustness.sources import _tokenizer
+    from anchor_hf.io import load_tokenizer
 
     attack = goemotions_data(str(models / "anchored_rate0.05_seed0"), "anger", str(data), max_length=12)
-    tokenizer = _tokenizer(str(models / "anchored_rate0.05_seed0"))
+    tokenizer = load_tokenizer(str(models / "anchored_rate0.05_seed0"))
     trained = build_dataset(load_goemotions(str(data))["train"], tokenizer, resolve_concepts("anger"), 0.05, 12,
                             "subset")
     assert {e.ids for e in attack.relearn_pool} <= {tuple(ids) for ids in trained["input_ids"]}

@@ -219,3 +219,12 @@ def test_tracker_word_pattern_flags_references_and_spares_colours():
         assert TRACKER_WORDS.search(text), text
     for text in ("#808080", "`#ff0000`", "#1f77b4", "## Targets", "an issue of scale", "issues remain"):
         assert not TRACKER_WORDS.search(text), text
+
+
+def test_cli_help_imports_neither_torch_nor_transformers():
+    """`anchor-hf --help` registers every sub-command; heavy imports belong inside each command's `main`."""
+    script = ("import sys\nfrom anchor_hf.cli import make_parser\nmake_parser().format_help()\n"
+              "print(sorted(m for m in ('torch', 'transformers', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

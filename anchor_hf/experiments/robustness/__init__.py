@@ -6,14 +6,22 @@ never saw the concept — and writes a report. Each attack is a function of its 
 usable on any causal LM and `Example` list.
 """
 
-from .arms import ARMS, Arm, build_arms, posthoc_direction
-from .examples import Example, RemovalData, batches, example_nll
-from .extraction import guardedness_gap, pooled_states, probe_aurocs, residual_slices
-from .fingerprint import fingerprint
-from .relearn import RelearnSettings, half_recovery_step, recovered_fraction, relearn_curves, steps_to_reach
-from .stats import auroc_standard_error, mann_whitney, median
+from importlib import import_module
+from typing import Any
 
-__all__ = ["ARMS", "Arm", "Example", "RelearnSettings", "RemovalData", "auroc_standard_error", "batches", "build_arms",
-           "example_nll", "fingerprint", "guardedness_gap", "half_recovery_step", "mann_whitney", "median",
-           "pooled_states", "posthoc_direction", "probe_aurocs", "recovered_fraction", "relearn_curves",
-           "residual_slices", "steps_to_reach"]
+# name -> module: imported on first use, so registering `anchor-hf robustness` does not import torch
+_LAZY = {**dict.fromkeys(("ARMS", "Arm", "build_arms", "posthoc_direction"), "arms"),
+         **dict.fromkeys(("Example", "RemovalData", "batches", "example_nll"), "examples"),
+         **dict.fromkeys(("guardedness_gap", "pooled_states", "probe_aurocs", "residual_slices"), "extraction"),
+         "fingerprint": "fingerprint",
+         **dict.fromkeys(("RelearnSettings", "half_recovery_step", "recovered_fraction", "relearn_curves",
+                          "steps_to_reach"), "relearn"),
+         **dict.fromkeys(("auroc_standard_error", "mann_whitney", "median"), "stats")}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

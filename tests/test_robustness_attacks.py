@@ -11,9 +11,9 @@ from torch import nn
 
 from anchor_hf.errors import AnchorConfigError, AnchorDataError
 from anchor_hf.experiments.robustness import (Example, RelearnSettings, RemovalData, auroc_standard_error, batches,
-                                              example_nll,
-                                  fingerprint, guardedness_gap, half_recovery_step, mann_whitney, median, probe_aurocs,
-                                  recovered_fraction, relearn_curves, steps_to_reach)
+                                              example_nll, guardedness_gap, half_recovery_step, mann_whitney, median,
+                                              probe_aurocs, recovered_fraction, relearn_curves, steps_to_reach)
+from anchor_hf.experiments.robustness.fingerprint import fingerprint
 
 
 # ---------------------------------------------------------------------- fingerprint test

@@ -9,11 +9,11 @@ usable on any causal LM and `Example` list.
 from importlib import import_module
 from typing import Any
 
-# name -> module: imported on first use, so registering `anchor-hf robustness` does not import torch
+# name -> module: imported on first use, so registering `anchor-hf robustness` does not import torch.
+# (`fingerprint` is imported from its module: a lazy name equal to a submodule's would be the module.)
 _LAZY = {**dict.fromkeys(("ARMS", "Arm", "build_arms", "posthoc_direction"), "arms"),
          **dict.fromkeys(("Example", "RemovalData", "batches", "example_nll"), "examples"),
          **dict.fromkeys(("guardedness_gap", "pooled_states", "probe_aurocs", "residual_slices"), "extraction"),
-         "fingerprint": "fingerprint",
          **dict.fromkeys(("RelearnSettings", "half_recovery_step", "recovered_fraction", "relearn_curves",
                           "steps_to_reach"), "relearn"),
          **dict.fromkeys(("auroc_standard_error", "mann_whitney", "median"), "stats")}

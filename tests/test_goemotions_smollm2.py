@@ -59,7 +59,11 @@ def test_packaged_smollm2_converts_once_into_a_plain_pretrained_checkpoint(tmp_p
     """The converted folder loads without gguf and is a trained LM: far lower loss than the same net at random."""
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
 
-    folder = convert_gguf(packaged_gguf(), str(tmp_path / "smollm2"))
+    import anchor_hf.experiments  # noqa: F401  registers the packaged model
+    from anchor_hf.registry import resolve_model
+
+    folder = resolve_model("packaged:smollm2-135m-instruct", str(tmp_path))  # what recipe B's model name means
+    assert folder == str(tmp_path / "smollm2-135m-instruct") and packaged_gguf().endswith(".gguf")
     assert not list(Path(folder).glob("*.gguf")) and (Path(folder) / "config.json").is_file()
     assert convert_gguf("/no/such/file.gguf", folder) == folder  # converted once: the cache is reused
     model = AutoModelForCausalLM.from_pretrained(folder)

@@ -26,7 +26,7 @@ def selectivity_ratio(target_rise: float, other_rise: float, floor: float) -> fl
     Args:
         target_rise: mean rise of the loss (or error) on the concept's items.
         other_rise: mean rise on unrelated items, in the same units.
-        floor: > 0, in those units (e.g. 1e-4 for mean squared RGB error, about ten hex steps;
+        floor: > 0, in those units (e.g. 1e-4 for mean squared RGB error, 2.5 hex steps on every channel;
             1e-3 nats for a mean per-token NLL).
     """
     if not floor > 0:

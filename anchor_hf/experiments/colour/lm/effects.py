@@ -33,7 +33,7 @@ from .decode import rgb_error
 from .task import ColourTask, ItemSet
 
 DISSIMILAR = 0.1  # similarity below which a colour counts as dissimilar
-RISE_FLOOR = 1e-4  # mean squared RGB error: about ten hex steps of error on one channel
+RISE_FLOOR = 1e-4  # mean squared RGB error: (2.55/255)² = 1e-4, so 2.5 hex steps off on every channel
 BINS = (0.0, 0.1, 0.3, 0.5, 0.7, 0.85, 1.01)  # similarity bins of the graded error-rise table
 
 

@@ -8,6 +8,8 @@ Overrides, each for one reason:
   label-draw RNG as of the last batch trained on);
 - `_load_optimizer_and_scheduler`: restore that state on resume (it runs under every backend;
   DeepSpeed skips `_load_from_checkpoint`);
+- `save_model`: full weights in the folder a user saves, also when FSDP writes its checkpoints
+  sharded (Trainer writes no weights at all then);
 - `create_model_card`, `_push_from_checkpoint`: share `anchor_config.json` and a card listing
   the anchored concepts (`anchor_hf.hub`), under Trainer's summary made true (`training_card`).
 It expects the attributes `AnchorTrainerMixin` sets (`anchor_config`, `_anchor_dose`,
@@ -86,6 +88,19 @@ class AnchorCheckpointMixin:
         if self._anchor_pending_push:
             self._anchor_pending_push = False
             self._push_from_checkpoint(final)
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        plugin = getattr(self.accelerator.state, "fsdp_plugin", None) if getattr(self, "is_fsdp_enabled", False) \
+            else None
+        kind = plugin.state_dict_type if plugin is not None else None
+        sharded = kind is not None and not _internal_call and "SHARDED" in str(kind)
+        if sharded:
+            plugin.set_state_dict_type("FULL_STATE_DICT")  # gathered to process 0, as accelerate's docs advise
+        try:
+            super().save_model(output_dir, _internal_call)
+        finally:
+            if sharded:
+                plugin.state_dict_type = kind
 
     def _save_anchor_state(self, output_dir: str) -> None:
         """Write this process's dose and label-draw RNG state (one file per process when several)."""

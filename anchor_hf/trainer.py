@@ -10,8 +10,10 @@ The mixin overrides only what it must, each for one reason:
   the run if the anchor term became non-finite (a flag kept on the device, read only here);
 - `save_model`: write `anchor_config.json` (and, when the user saves, the model card) beside the weights.
 Where batches come from (the collator, dataset checks, TRL's preparation, expected labels in
-evaluation) lives in `AnchorDataMixin` (`trainer_data.py`); checkpointing, resume and sharing in
-`AnchorCheckpointMixin` (`checkpointing.py`). This mixin inherits both.
+evaluation) lives in `AnchorDataMixin` (`trainer_data.py`); checkpointing, resume, full-weight
+saving under sharded training and sharing in `AnchorCheckpointMixin` (`checkpointing.py`). This
+mixin inherits both. A multi-process trainer registers `teardown.release_process_group` to run
+at exit, so a user's own script under `accelerate launch` ends cleanly (docs/multiprocess.md).
 Put it before any Trainer class: `class MyTrainer(AnchorTrainerMixin, SFTTrainer)`.
 """
 
@@ -32,11 +34,13 @@ from .capture import HiddenStateCapture
 from .checkpointing import DRAW_STATE, AnchorCheckpointMixin
 from .collator import ANCHOR_KEYS, SEGMENT_IDS, WINDOW, masks_from_batch
 from .config import AnchorConfig
+from .cpu_fsdp import warn_if_fsdp_dropped
 from .errors import AnchorCheckpointError, AnchorConfigError, AnchorDataError
 from .faults import NonFiniteWatch, check_gradient, nonfinite_error
 from .regularizer import AnchorRegularizer, AnchorWeights
 from .routing import GradientRouter
 from .schedules import DoseMeter, schedule_factor
+from .teardown import release_at_exit
 from .trainer_data import AnchorDataMixin, check_packing_collator
 
 
@@ -79,6 +83,9 @@ class AnchorTrainerMixin(AnchorDataMixin, AnchorCheckpointMixin):
         self._anchor_staging = False
         self._anchor_pending_push = False
         self._seed_collator_per_process()
+        if self.args.world_size > 1:
+            release_at_exit(self)
+            warn_if_fsdp_dropped(self)
 
     # ------------------------------------------------------------------ setup
     def _bind_anchor_config(self) -> None:

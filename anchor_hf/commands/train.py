@@ -7,20 +7,19 @@ with their recipe and a few overrides. It parses the recipe (`anchor_hf.train_ar
 the registered dataset builder (`anchor_hf.registry`) for the data and whatever else it
 owns, builds the rest (tokenizer, model, LoRA adapters, collator) and the `AnchorTrainer`,
 trains (resuming if asked), saves the model with `anchor_config.json` and the builder's
-files, pushes to the Hub if asked, and always tears the process group down. A launched
-multi-process run then leaves without running C++ destructors (`exit_launched_process`),
-which is what makes it exit cleanly every time (docs/multiprocess.md).
+files, pushes to the Hub if asked, and always releases the process group in the order that
+lets a multi-process run exit cleanly (`anchor_hf.teardown`, docs/multiprocess.md). An FSDP
+launch on CPU processes gets accelerate's FSDP2 code (`anchor_hf.cpu_fsdp`) instead of its
+silent fallback to DDP.
 """
 
 from __future__ import annotations
 
 import argparse
-import atexit
 import os
-import sys
 from collections.abc import Sequence
 from dataclasses import fields
-from typing import Any, NoReturn
+from typing import Any
 
 from ..errors import AnchorConfigError, AnchorDataError
 from ..io import load_tokenizer, with_pad_token, write_text
@@ -51,30 +50,9 @@ def main(args: argparse.Namespace) -> int:
 
 
 def launch(argv: Sequence[str]) -> int:
-    """Train as the entry point of a process (`anchor-hf train`, `-m anchor_hf.cli train`); returns 0.
-
-    After a multi-process run the process ends through `exit_launched_process`, with the
-    trainer still referenced, so the process group is never destroyed by the garbage collector.
-    """
-    trainer = run(argv)
-    if trainer.args.world_size > 1:
-        exit_launched_process(0)
+    """Train as the entry point of a process (`anchor-hf train`, `-m anchor_hf.cli train`); returns 0."""
+    run(argv)
     return 0
-
-
-def exit_launched_process(code: int) -> NoReturn:
-    """End a finished multi-process training process without its C++ teardown.
-
-    Why: when the DDP model (and with it gloo's ProcessGroup) is freed, the ProcessGroup
-    destructor joins its worker threads while holding the GIL; a worker that is just freeing
-    a tensor from a recent collective needs the GIL, so the process hangs (measured: 1 run
-    in 16 with gloo on CPU) or aborts at interpreter exit. Everything is written by now, so
-    run the `atexit` handlers (loggers such as W&B finish there), flush, and `os._exit`.
-    """
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        stream.flush()
-    os._exit(code)
 
 
 def run(argv: Sequence[str], callbacks: Sequence[Any] | None = None, quiet: bool = False) -> Any:
@@ -90,8 +68,9 @@ def run(argv: Sequence[str], callbacks: Sequence[Any] | None = None, quiet: bool
         callbacks: extra `TrainerCallback`s (tests use one to kill a run mid-way).
         quiet: print neither a progress bar nor logged metrics (drivers that train many small models).
     """
-    import torch.distributed as dist
+    from ..teardown import release_process_group
 
+    trainer, finished = None, False
     try:
         trainer, resume, files = build_trainer(argv, callbacks, quiet)
         trainer.train(resume_from_checkpoint=resume)
@@ -103,11 +82,11 @@ def run(argv: Sequence[str], callbacks: Sequence[Any] | None = None, quiet: bool
                 write_text(os.path.join(trainer.args.output_dir, name), text)
         if trainer.args.push_to_hub:
             trainer.push_to_hub()
+        finished = True
         return trainer
     finally:
-        # Without this about 1 run in 10 aborts at exit under gloo (measured: docs/multiprocess.md).
-        if dist.is_available() and dist.is_initialized():
-            dist.destroy_process_group()
+        # after an error the other processes may never reach a barrier, so only a finished run waits for them
+        release_process_group(*([trainer] if trainer is not None else []), synchronize=finished)
 
 
 def build_trainer(argv: Sequence[str], callbacks: Sequence[Any] | None = None, quiet: bool = False
@@ -120,6 +99,7 @@ def build_trainer(argv: Sequence[str], callbacks: Sequence[Any] | None = None, q
     from transformers import set_seed
 
     from ..collator import AnchorDataCollator
+    from ..cpu_fsdp import enable_fsdp_on_cpu
     from ..trainer import AnchorTrainer
 
     model_args, data_args, anchor_args, training_args = parse_train_args(argv)
@@ -147,6 +127,7 @@ def build_trainer(argv: Sequence[str], callbacks: Sequence[Any] | None = None, q
     collator = built.collator
     if collator is None:
         collator = AnchorDataCollator(tokenizer, anchor_config, draw=anchor_args.label_draw, seed=seed)
+    enable_fsdp_on_cpu(training_args)
     trainer = AnchorTrainer(model=model, args=training_args, anchor_config=anchor_config,
                             train_dataset=built.train_dataset, data_collator=collator, processing_class=tokenizer,
                             callbacks=list(callbacks or []))

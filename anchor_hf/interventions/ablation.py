@@ -122,6 +122,24 @@ def _check_plain(name: str, module: nn.Module) -> None:
                                       "ablate a model loaded in a float dtype")
 
 
+def _check_unsharded(model: nn.Module) -> None:
+    """Refuse a model whose parameters are sharded across processes (FSDP2 DTensors, ZeRO-3 partitions).
+
+    Each process holds only a slice of each weight, and the edit mixes rows across slices; an
+    in-place edit of the local slices would be wrong, or lost when the group re-shards. Hooks
+    (`suppress`, `steer`, `redirect`) do work on such a model: they edit states, which are
+    whole on every process.
+    """
+    for name, p in model.named_parameters():
+        kind = "FSDP2 DTensor" if type(p).__name__ == "DTensor" else \
+            "DeepSpeed ZeRO-3 partition" if hasattr(p, "ds_id") else None  # gathered or not, it is re-partitioned
+        if kind is not None:
+            raise AnchorInterventionError(
+                f"cannot edit the weights of a model whose parameters are sharded across processes ({name!r} is a "
+                f"{kind}); save it with trainer.save_model() (full weights), load that folder in one process and "
+                "edit the loaded model. suppress/steer/redirect hooks work on the sharded model")
+
+
 def _output_axis(name: str, module: nn.Module, width: int) -> int:
     """The axis of `module.weight` that indexes what it writes; raises if it cannot be edited."""
     _check_plain(name, module)
@@ -167,6 +185,7 @@ def _edit_write(name: str, module: nn.Module, a: torch.Tensor, b: torch.Tensor, 
 def _edit_writes(model: nn.Module, width: int, a: torch.Tensor, b: torch.Tensor) -> dict[str, float]:
     """Apply `M = I + a bᵀ` to every residual write of `model`; all are checked before any is edited."""
     base = unwrap_model(model)
+    _check_unsharded(base)
     names = residual_writes(base)  # raises for unknown families before anything is edited
     sites = named_sites(base)
     axes = [_output_axis(name, sites[name], width) for name in names]  # check all before editing any
@@ -184,7 +203,8 @@ def ablate(model: nn.Module, cfg: AnchorConfig | None = None, concept: str | Non
     and MLP output projections (weights and biases) against the concept's direction, or its
     whole subspace for a k-axis concept (METHOD.md §5). Supported: GPT-2, Llama, Mistral,
     Qwen2/3, GPT-NeoX and pre-norm OPT; other families raise. PEFT-wrapped models are edited
-    through the wrapper unless an adapter sits on a write (then merge first).
+    through the wrapper unless an adapter sits on a write (then merge first). A model still
+    sharded by FSDP2 or ZeRO-3 is refused: edit its saved full weights in one process.
 
     Args:
         model: the model to edit in place.
@@ -239,6 +259,7 @@ def redirect_weights(model: nn.Module, cfg: AnchorConfig | None = None, concept:
     destination = resolve_destination(cfg, target, to)
     v_hat = target.basis  # [D, 1]; a subspace concept was refused by resolve_destination
     residual_writes(model)  # raises for unknown families before anything (the tie included) is edited
+    _check_unsharded(unwrap_model(model))
     _untie_unembedding(unwrap_model(model))
     return _edit_writes(model, target.width, destination.vector.unsqueeze(1) - v_hat, v_hat)
 

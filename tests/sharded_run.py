@@ -1,15 +1,16 @@
-"""Helper of tests/test_fsdp.py: `anchor-hf train` in a launched process, with two test hooks.
+"""Helper of the launched tests (tests/test_fsdp.py, tests/test_deepspeed.py): `anchor-hf train` with two hooks.
 
     accelerate launch --config_file recipes/accelerate_configs/fsdp2_cpu_2proc.yaml \
         tests/sharded_run.py KILL_STEP [--key value ...]
 
-KILL_STEP > 0: when the checkpoint of that step has its model shards written and not yet
-its optimizer state, rank 0 sends itself SIGKILL (`kill -9`): no cleanup, no `finally`, and
-the launcher then stops the other rank.
-KILL_STEP = 0: trains to the end, and when training ends, while the model is still sharded,
-intervenes on it and writes `interventions.json` beside the weights (rank 0): the logits of
-`PROBE_IDS` plain, suppressed and steered, the message `ablate` refuses with, whether the
-parameters are sharded, and how many blocks activation checkpointing wrapped.
+KILL_STEP > 0: when the checkpoint of that step has its model written and not yet its
+optimizer state, rank 0 sends itself SIGKILL (`kill -9`): no cleanup, no `finally`, and the
+launcher then stops the other rank.
+KILL_STEP = 0: trains to the end, and when training ends, on the model as the trainer still
+holds it (sharded under FSDP2 / ZeRO-3), intervenes and writes `interventions.json` beside
+the weights (rank 0): the logits of `PROBE_IDS` plain, suppressed and steered, then either
+the message `ablate` refuses with or the logits after ablating; whether the parameters are
+sharded, and how many blocks activation checkpointing wrapped.
 """
 
 import json
@@ -18,9 +19,8 @@ import signal
 import sys
 
 import torch
-from transformers import TrainerCallback
+from transformers import Trainer, TrainerCallback
 
-import transformers.trainer as hf_trainer
 from anchor_hf.commands.train import run
 from anchor_hf.interventions import ablate, steer, suppress
 from anchor_hf.train_args import parse_train_args
@@ -34,6 +34,12 @@ def logits_of(model: torch.nn.Module) -> list:
         return model(input_ids=PROBE_IDS).logits.float().tolist()
 
 
+def is_sharded(model: torch.nn.Module) -> bool:
+    """FSDP2 DTensors, or ZeRO-3 parameters partitioned away (empty locally)."""
+    p = next(model.parameters())
+    return type(p).__name__ == "DTensor" or (hasattr(p, "ds_id") and p.numel() == 0)
+
+
 class InterveneAtEnd(TrainerCallback):
     """Runs the interventions on the model as the trainer holds it when training ends."""
 
@@ -42,16 +48,22 @@ class InterveneAtEnd(TrainerCallback):
 
     def on_train_end(self, args, state, control, model=None, **kwargs):
         model.eval()
-        found = {"plain": logits_of(model), "sharded": type(next(model.parameters())).__name__ == "DTensor",
-                 "checkpointed_blocks": sum("CheckpointWrapper" in type(m).__name__ for m in model.modules())}
+        found = {"sharded": is_sharded(model),  # before any forward: ZeRO-3 gathers for it
+                 "checkpointed_blocks": sum("CheckpointWrapper" in type(m).__name__ for m in model.modules())
+                 or sum(bool(getattr(m, "gradient_checkpointing", False)) for m in model.modules()),
+                 "plain": logits_of(model)}
         with suppress(model, self.cfg, "marked"):
             found["suppress"] = logits_of(model)
         with steer(model, self.cfg, "marked", 2.0):
             found["steer"] = logits_of(model)
+        backup = {n: p.detach().clone() for n, p in model.named_parameters()}  # the run saves them after this
         try:
             ablate(model, self.cfg, "marked")
-            found["ablate_error"] = None
-        except Exception as err:  # the test checks the type and message
+            found["ablate_error"], found["ablate"] = None, logits_of(model)
+            with torch.no_grad():
+                for n, p in model.named_parameters():
+                    p.copy_(backup[n])
+        except Exception as err:  # the tests check the type and message
             found["ablate_error"] = f"{type(err).__name__}: {err}"
         model.train()
         if args.process_index == 0:
@@ -62,14 +74,14 @@ class InterveneAtEnd(TrainerCallback):
 def main() -> None:
     kill_step, argv = int(sys.argv[1]), sys.argv[2:]
     if kill_step > 0:
-        save_optimizer = hf_trainer.save_fsdp_optimizer
+        save_optimizer = Trainer._save_optimizer_and_scheduler
 
-        def save_or_die(plugin, accelerator, optimizer, model, output_dir, *args, **kwargs):
-            if accelerator.process_index == 0 and f"checkpoint-{kill_step}" in output_dir:
+        def save_or_die(self, output_dir: str) -> None:
+            if self.state.global_step == kill_step and self.args.process_index == 0:
                 os.kill(os.getpid(), signal.SIGKILL)
-            return save_optimizer(plugin, accelerator, optimizer, model, output_dir, *args, **kwargs)
+            save_optimizer(self, output_dir)
 
-        hf_trainer.save_fsdp_optimizer = save_or_die
+        Trainer._save_optimizer_and_scheduler = save_or_die
         run(argv)
         return
     _, _, anchor_args, training_args = parse_train_args(argv)

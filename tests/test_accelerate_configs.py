@@ -1,8 +1,9 @@
 """The accelerate configs under recipes/accelerate_configs parse into the launch each one promises.
 
-Only the 2-process CPU config can run here (tests/test_multiprocess.py); the GPU ones are
-checked as far as accelerate goes without a GPU: the launcher it picks, the processes, the
-precision, and the environment it hands the training processes (FSDP2 down to the plugin).
+The 2-process CPU configs run here (DDP: tests/test_multiprocess.py, FSDP2: tests/test_fsdp.py,
+ZeRO-2/3: tests/test_deepspeed.py); the GPU ones are checked as far as accelerate goes without
+a GPU: the launcher it picks, the processes, the precision, and the environment it hands the
+training processes (FSDP2 down to the plugin).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from accelerate.utils.launch import prepare_deepspeed_cmd_env, prepare_multi_gpu
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = os.path.join(ROOT, "recipes", "accelerate_configs")
-NAMES = ["cpu_2proc", "single_gpu", "multi_gpu", "fsdp2", "deepspeed_zero2", "deepspeed_zero3"]
+NAMES = ["cpu_2proc", "fsdp2_cpu_2proc", "deepspeed_zero2_cpu_2proc", "deepspeed_zero3_cpu_2proc", "single_gpu",
+         "multi_gpu", "fsdp2", "deepspeed_zero2", "deepspeed_zero3"]
 LAUNCHED = ["-m", "anchor_hf.cli", "train"]  # the installed module: no script from a checkout
 
 
@@ -61,6 +63,15 @@ def test_cpu_config_starts_two_processes_through_torchrun(tmp_path):
     (tmp_path / "multi_cpu.yaml").write_text(text)
     other, _ = launch_args("multi_cpu", str(tmp_path / "multi_cpu.yaml"))
     assert not other.multi_gpu
+
+
+@pytest.mark.parametrize("name, backend", [("fsdp2_cpu_2proc", "FSDP"), ("deepspeed_zero2_cpu_2proc", "DEEPSPEED"),
+                                           ("deepspeed_zero3_cpu_2proc", "DEEPSPEED")])
+def test_sharded_cpu_configs_start_two_float32_processes(name, backend):
+    config = load_config_from_file(os.path.join(CONFIGS, f"{name}.yaml"))
+    assert config.distributed_type.value == backend
+    args, _ = launch_args(name)
+    assert not args.cpu and args.num_processes == 2 and args.mixed_precision in ("no", None)
 
 
 @pytest.mark.parametrize("name, backend, processes", [

@@ -32,14 +32,16 @@ def enable_fsdp_on_cpu(training_args: Any) -> bool:
     """Make the next Accelerator (the Trainer's) use FSDP on CPU processes; returns whether it had to.
 
     Call it after `TrainingArguments` exist and before the Trainer is built, in every process.
-    It does nothing (returns False) unless the launch asked for FSDP, several processes run,
-    and they run on CPU; on GPUs accelerate selects FSDP itself.
+    It does nothing (returns False) unless the launch asked for FSDP and the processes form a
+    CPU group (accelerate's `MULTI_CPU`: launched, any number of processes); on GPUs
+    accelerate selects FSDP itself.
 
     Raises:
         AnchorConfigError: an Accelerator was built already, so FSDP can no longer be selected.
     """
-    if not fsdp_requested() or training_args.world_size <= 1:  # world_size sets up the process state
+    if not fsdp_requested():
         return False
+    training_args.world_size  # noqa: B018 - reading it sets up accelerate's process state
     from accelerate.state import AcceleratorState, PartialState
     from accelerate.utils import DistributedType
 

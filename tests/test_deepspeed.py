@@ -18,7 +18,8 @@ import pytest
 import torch
 import yaml
 
-from anchor_hf.commands.train import build_model, build_tokenizer, run
+from anchor_hf.commands.train import build_model, run
+from anchor_hf.experiments.synthetic import synthetic_tokenizer
 from anchor_hf.train_args import parse_train_args
 from launch_utils import (ABORTS, COMMON, RECIPE, STEPS, WEIGHT_TOL, assert_same_steps, interventions_of, launch,
                           max_weight_diff, steps_of)
@@ -31,9 +32,9 @@ CHECKPOINTING = ("--activation_checkpointing", "true", "--activation_checkpointi
 def start(tmp_path_factory):
     """The tiny recipe's model saved once, a recipe that loads it, and the 1-process run from it."""
     root = tmp_path_factory.mktemp("start")
-    model_args, data_args, _, _ = parse_train_args(["--config", RECIPE, "--output_dir", str(root / "unused")])
+    model_args, _, _, _ = parse_train_args(["--config", RECIPE, "--output_dir", str(root / "unused")])
     torch.manual_seed(0)
-    tokenizer = build_tokenizer(model_args, data_args)
+    tokenizer = synthetic_tokenizer(64)  # the recipe's vocabulary
     build_model(model_args, tokenizer).save_pretrained(root / "model")
     tokenizer.save_pretrained(root / "model")
     with open(RECIPE, encoding="utf-8") as f:

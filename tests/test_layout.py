@@ -34,8 +34,8 @@ PACKAGE = ROOT / "anchor_hf"
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 EXTRAS = PYPROJECT["project"]["optional-dependencies"]
 
-# Needed at run time without being imported by the core: transformers' Trainer refuses to start without it.
-RUNTIME_ONLY = {"accelerate"}
+# Needed at run time without being imported by the core (accelerate, which Trainer needs, is imported by cpu_fsdp).
+RUNTIME_ONLY: set[str] = set()
 # Core modules that are an extra's own code (they may import it at the top): loaded only by that extra's users.
 EXTRA_MODULES = {"anchor_hf/metrics/*/*.py": "evaluate"}
 

@@ -26,7 +26,10 @@ def test_bench_smoke_run_writes_summary_with_exactly_the_keys_and_the_tables(tmp
     assert main(["bench", "--out", str(out), "--smoke", "--tables", "main", "generate", "--quiet"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert tuple(summary) == SUMMARY_KEYS
-    assert all(isinstance(v, float) and math.isfinite(v) and v > 0 for v in summary.values()), summary
+    long_key = "step_time_ratio_smollm2_all_layers"  # its table (smollm2_long) was not asked for
+    assert summary[long_key] is None
+    assert all(isinstance(v, float) and math.isfinite(v) and v > 0 for k, v in summary.items() if k != long_key), \
+        summary
     results = json.loads((out / "results.json").read_text())
     main_table = results["tables"]["main"]
     assert [a["label"] for a in main_table["arms"]] == ["1c 2L pooled", "4c allL pooled", "1c 1L pooled",
@@ -110,3 +113,22 @@ def test_tensor_peak_sees_a_tensor_that_lives_only_inside_the_step():
     idle.on_step_begin(None, State(), None, model=model, optimizer=None)
     idle.on_step_end(None, State(), None)
     assert idle.peak is not None and idle.peak < params + 2**20
+
+
+def test_bench_smollm2_long_table_fills_its_summary_key_and_bounds_the_upper_quartile(tmp_path):
+    """The long-sequence, all-blocks table (the micro model stands in for SmolLM2 in a smoke run)."""
+    out = tmp_path / "bench"
+    assert main(["bench", "--out", str(out), "--smoke", "--tables", "smollm2_long", "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert tuple(summary) == SUMMARY_KEYS and summary["step_time_ratio"] is None
+    results = json.loads((out / "results.json").read_text())
+    (arm,) = results["tables"]["smollm2_long"]["arms"]
+    assert arm["label"] == "4c allL pooled" and arm["spec"]["lora"] and arm["spec"]["seq_len"] == 32
+    assert summary["step_time_ratio_smollm2_all_layers"] == arm["step_time_ratio"]["median"] > 0
+    assert "upper quartile" in (out / "results.md").read_text()
+
+
+def test_ratio_summary_upper_quartile_lies_between_median_and_max():
+    summary = Ratio([1.0, 1.2, 1.01, 0.99, 1.03]).summary()
+    assert summary["median"] == 1.01 and summary["q3"] == 1.03 and summary["max"] == 1.2
+    assert Ratio([1.1]).summary()["q3"] == 1.1

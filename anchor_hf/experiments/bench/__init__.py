@@ -14,8 +14,9 @@ from importlib import import_module
 from typing import Any
 
 # summary.json holds exactly these keys (None where the table producing one was not run)
-SUMMARY_KEYS = ("step_time_ratio", "peak_memory_ratio", "step_time_ratio_all_layers", "generate_overhead_ratio")
-TABLES = ("main", "variants", "capture", "gpt2", "scaling", "separation", "smollm2", "generate")
+SUMMARY_KEYS = ("step_time_ratio", "peak_memory_ratio", "step_time_ratio_all_layers", "generate_overhead_ratio",
+                "step_time_ratio_smollm2_all_layers")
+TABLES = ("main", "variants", "capture", "gpt2", "scaling", "separation", "smollm2", "smollm2_long", "generate")
 
 _LAZY = {"ArmSpec": "arm", "run_arm": "arm", "BenchSettings": "suite", "run_bench": "suite"}
 

@@ -5,7 +5,7 @@
     anchor-hf bench --out /tmp/smoke --smoke              # seconds: micro model, 1 repeat, 1 step
 
 Writes `summary.json` (step_time_ratio, peak_memory_ratio, step_time_ratio_all_layers,
-generate_overhead_ratio), `results.json` (every run) and `results.md` (tables with the
+generate_overhead_ratio, step_time_ratio_smollm2_all_layers), `results.json` (every run) and `results.md` (tables with the
 machine, versions and this command). Figures from fewer than 5 repeats, or from
 `--smoke`, check the plumbing only; they are not results.
 """
@@ -38,6 +38,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps before the first call (default 2)")
     parser.add_argument("--smollm2-steps", type=int, default=2, help="timed steps per call for SmolLM2 (default 2)")
     parser.add_argument("--smollm2-batch", type=int, default=4, help="batch of SmolLM2 runs (default 4)")
+    parser.add_argument("--smollm2-long-batch", type=int, default=1, help="batch of the smollm2_long table (default 1)")
+    parser.add_argument("--smollm2-long-seq", type=int, default=512,
+                        help="sequence length of the smollm2_long table (default 512)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads in every arm (default 1)")
     parser.add_argument("--smoke", action="store_true",
                         help="micro model, batch 4 × 16, 1 repeat, 1 step: checks the plumbing in seconds")
@@ -53,6 +56,7 @@ def canonical_command(args: argparse.Namespace) -> str:
     parts += ["--repeats", str(args.repeats), "--rounds", str(args.rounds), "--steps", str(args.steps),
               "--warmup", str(args.warmup),
               "--smollm2-steps", str(args.smollm2_steps), "--smollm2-batch", str(args.smollm2_batch),
+              "--smollm2-long-batch", str(args.smollm2_long_batch), "--smollm2-long-seq", str(args.smollm2_long_seq),
               "--threads", str(args.threads)]
     return shlex.join(parts)
 
@@ -60,7 +64,8 @@ def canonical_command(args: argparse.Namespace) -> str:
 def main(args: argparse.Namespace) -> int:
     from .suite import BenchSettings, run_bench
 
-    for name in ("repeats", "rounds", "steps", "smollm2_steps", "smollm2_batch", "threads"):
+    for name in ("repeats", "rounds", "steps", "smollm2_steps", "smollm2_batch", "smollm2_long_batch",
+                 "smollm2_long_seq", "threads"):
         if getattr(args, name) < 1:
             raise AnchorConfigError(f"`--{name.replace('_', '-')}` must be >= 1, got {getattr(args, name)}")
     if args.warmup < 0:
@@ -70,11 +75,12 @@ def main(args: argparse.Namespace) -> int:
     if args.smoke:
         settings = BenchSettings(repeats=1, rounds=1, steps=1, warmup=1, model="micro", tables=tuple(args.tables),
                                  batch=4, seq_len=16, separation_samples=(8, 16), generate_calls=1,
-                                 threads=args.threads)
+                                 smollm2_long_batch=2, smollm2_long_seq=32, threads=args.threads)
     else:
         settings = BenchSettings(repeats=args.repeats, rounds=args.rounds, steps=args.steps, warmup=args.warmup,
                                  tables=tuple(args.tables), smollm2_batch=args.smollm2_batch,
-                                 smollm2_steps=args.smollm2_steps, threads=args.threads)
+                                 smollm2_steps=args.smollm2_steps, smollm2_long_batch=args.smollm2_long_batch,
+                                 smollm2_long_seq=args.smollm2_long_seq, threads=args.threads)
         if args.repeats < 5:
             print(f"anchor-hf bench: {args.repeats} repeat(s); reported figures need at least 5", file=sys.stderr)
     command = canonical_command(args)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -64,27 +65,40 @@ def scaling_table(tables: dict[str, Any]) -> str:
                       *rows])
 
 
-# (table, arm label, bound on both step-time and peak-memory ratios): the overhead targets
-TARGETS = (("main", "1c 2L pooled", 1.05), ("main", "4c allL pooled", 1.10),
-           ("smollm2", "1c 2L pooled", 1.05), ("smollm2", "4c allL pooled", 1.10))
+@dataclass(frozen=True)
+class Target:
+    """An overhead target: bounds on the median step-time and peak-memory ratios of one arm,
+    and optionally on the step-time ratio's upper quartile over the repeats (its spread)."""
+
+    table: str
+    label: str
+    step: float
+    memory: float
+    step_q3: float | None = None
+
+
+TARGETS = (Target("main", "1c 2L pooled", 1.05, 1.05), Target("main", "4c allL pooled", 1.10, 1.10),
+           Target("smollm2", "1c 2L pooled", 1.05, 1.05), Target("smollm2", "4c allL pooled", 1.10, 1.10),
+           Target("smollm2_long", "4c allL pooled", 1.02, 1.05, step_q3=1.05))
 
 
 def targets_table(tables: dict[str, Any]) -> str:
-    """The overhead targets against the measured medians (met when the median is within the bound)."""
+    """The overhead targets against the measured medians (and upper quartile, where a target bounds it)."""
     rows = []
-    for table, label, bound in TARGETS:
-        arm = next((a for a in tables.get(table, {}).get("arms", []) if a["label"] == label), None)
+    for t in TARGETS:
+        arm = next((a for a in tables.get(t.table, {}).get("arms", []) if a["label"] == t.label), None)
         if arm is None:
             continue
-        spec = arm["spec"]
-        cells = []
-        for key in ("step_time_ratio", "peak_memory_ratio"):
-            median = arm[key]["median"]
-            cells.append(f"{_ratio(arm[key])} {'met' if median <= bound else 'MISSED'}")
-        rows.append(f"| {_shape(spec)}, {label} | ≤ {bound:.2f} | {cells[0]} | {cells[1]} |")
+        step, memory = arm["step_time_ratio"], arm["peak_memory_ratio"]
+        met_step = step["median"] <= t.step and (t.step_q3 is None or step.get("q3", step["max"]) <= t.step_q3)
+        spread = f", upper quartile {step['q3']:.3f} (≤ {t.step_q3:.2f})" if t.step_q3 is not None else ""
+        rows.append(f"| {_shape(arm['spec'])}, {t.label} | ≤ {t.step:.2f} / ≤ {t.memory:.2f} | {_ratio(step)}{spread} "
+                    f"{'met' if met_step else 'MISSED'} | {_ratio(memory)} "
+                    f"{'met' if memory['median'] <= t.memory else 'MISSED'} |")
     if not rows:
         return ""
-    return "\n".join(["| setting | target | step-time ratio | peak-memory ratio |", "|---|---:|---:|---:|", *rows])
+    return "\n".join(["| setting | target (step / memory) | step-time ratio | peak-memory ratio |",
+                      "|---|---:|---:|---:|", *rows])
 
 
 def generate_table(gen: dict[str, Any]) -> str:
@@ -115,7 +129,7 @@ def render_markdown(results: dict[str, Any]) -> str:
     targets = targets_table(results["tables"])
     if targets:
         out += ["## targets", "", targets, "", "Medians over the repeats, [min, max] beside them; a target is met "
-                "when the median is within it.", ""]
+                "when the median (and, where bounded, the repeats' upper quartile) is within it.", ""]
     for name, table in results["tables"].items():
         out += [f"## {name}", "", group_table(table), ""]
     scaling = scaling_table(results["tables"])

@@ -11,7 +11,7 @@ A comparison has `repeats` repeats. Each repeat is one child timing all its arms
 by side (`arm.run_group`, the arm order rotated per repeat); each anchored arm's step
 time and tensor peak are divided by the plain arm's from the same child. Resident-set
 growth, when asked for, comes from one child per arm and repeat (`arm.run_alone`),
-alternating arms. Ratios are summarised by their median, minimum and maximum.
+alternating arms. Ratios are summarised by their median, upper quartile, minimum and maximum.
 """
 
 from __future__ import annotations
@@ -77,8 +77,10 @@ class Ratio:
     values: list[float] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
-        return {"median": statistics.median(self.values), "min": min(self.values), "max": max(self.values),
-                "n": len(self.values), "values": self.values}
+        values = self.values
+        q3 = statistics.quantiles(values, n=4, method="inclusive")[2] if len(values) > 1 else values[0]
+        return {"median": statistics.median(values), "q3": q3, "min": min(values), "max": max(values),
+                "n": len(values), "values": values}
 
 
 def compare(runner: ArmRunner, plain: ArmSpec, anchored: Sequence[ArmSpec], repeats: int, rounds: int,

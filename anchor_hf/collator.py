@@ -13,6 +13,7 @@ import copy
 import math
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
@@ -109,6 +110,18 @@ class AnchorCollatorBase:
             self.generator.manual_seed(self._process_seed + 1000003 * (info.id + 1))
 
 
+@dataclass
+class _Example:
+    """One example as read by `AnchorDataCollator._read`: per concept a probability or one per token,
+    and, for an example-level label with a span column, the span (None: the whole example)."""
+
+    ids: list[int]
+    mask: list[int]
+    labels: list[int] | None
+    values: list[float | list[float]]
+    spans: list[list[bool] | None]
+
+
 class AnchorDataCollator(AnchorCollatorBase):
     """Pads causal-LM examples and draws per-visit concept labels.
 
@@ -147,53 +160,66 @@ class AnchorDataCollator(AnchorCollatorBase):
         self._warned_dropped: set[str] = set()
 
     def __call__(self, features: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        # Each example is read and checked in Python (`rows`), then every tensor is built once for
+        # the whole batch: a few tensor ops per concept instead of a dozen per example and concept.
         if not features:
             raise AnchorDataError("cannot collate an empty list of examples")
-        ids = [read_ids(f, f"example {i} of the batch") for i, f in enumerate(features)]
-        lengths = [len(x) for x in ids]
-        t = max(lengths)
+        read = [self._read(f, f"example {i} of the batch") for i, f in enumerate(features)]
+        t = max(len(r.ids) for r in read)
         if self.pad_to_multiple_of:
             t = math.ceil(t / self.pad_to_multiple_of) * self.pad_to_multiple_of
-        b, c = len(features), len(self.config.concepts)
-        offsets = [t - n if self.padding_side == "left" else 0 for n in lengths]
-
-        input_ids = torch.full((b, t), self.pad_token_id, dtype=torch.long)
-        attention = torch.zeros((b, t), dtype=torch.long)
-        labels = torch.full((b, t), -100, dtype=torch.long)
-        segment = torch.full((b, t), -1, dtype=torch.long)
-        span_w = torch.zeros((b, c))
+        b, c = len(read), len(self.config.concepts)
+        input_ids = self._pad([r.ids for r in read], t, self.pad_token_id, torch.long)  # [B, T]
+        attention = self._pad([r.mask for r in read], t, 0, torch.long)
+        live = attention.bool()
+        labels = torch.where(live, input_ids, torch.full_like(input_ids, -100))  # labels default to the ids
+        if any(r.labels is not None for r in read):  # given labels replace the default in their rows
+            given = torch.tensor([r.labels is not None for r in read]).unsqueeze(-1)
+            rows = [r.labels if r.labels is not None else r.mask for r in read]
+            labels = torch.where(given, self._pad(rows, t, -100, torch.long), labels)
+        segment = torch.where(live, torch.arange(b).unsqueeze(-1), torch.full_like(input_ids, -1))
+        span_w = torch.tensor([[v if isinstance(v, float) else 0.0 for v in r.values] for r in read],
+                              dtype=torch.float32).reshape(b, c)
         span_m = torch.zeros((b, c, t), dtype=torch.bool)
         token_p = torch.zeros((b, c, t))
-        extra: dict[str, list[Any]] = {}
-        for i, (f, x, n, o) in enumerate(zip(features, ids, lengths, offsets)):
-            where, sl = f"example {i} of the batch", slice(o, o + n)
-            input_ids[i, sl] = torch.as_tensor(x, dtype=torch.long)
-            mask = torch.as_tensor(read_mask(f, where, n), dtype=torch.long)
-            attention[i, sl] = mask
-            lab = read_labels(f, where, n)
-            if lab is not None:
-                labels[i, sl] = torch.as_tensor(lab, dtype=torch.long)
-            else:
-                labels[i, sl] = torch.where(mask.bool(), input_ids[i, sl], torch.full_like(mask, -100))
-            segment[i, sl] = torch.where(mask.bool(), torch.full_like(mask, i), torch.full_like(mask, -1))
-            live = mask.bool()
-            for j, concept in enumerate(self.config.concepts):
-                value = read_value(f, where, concept.column, n)
-                if isinstance(value, float):
-                    span_w[i, j] = value
-                    span_m[i, j, sl] = live & torch.as_tensor(read_span(f, where, concept.span_column, n))
-                else:
-                    token_p[i, j, sl] = torch.as_tensor(value)
-            for key, value in f.items():
-                if key not in MODEL_COLUMNS and key not in self.columns:
-                    extra.setdefault(key, []).append(value)
-
+        for j in range(c):
+            whole = torch.tensor([isinstance(r.values[j], float) and r.spans[j] is None for r in read])
+            span_m[:, j] = whole.unsqueeze(-1) & live
+            if any(r.spans[j] is not None for r in read):  # span columns: their own tokens, live ones only
+                spans = [r.spans[j] if r.spans[j] is not None else [False] * len(r.ids) for r in read]
+                span_m[:, j] |= self._pad(spans, t, False, torch.bool) & live
+            if any(not isinstance(r.values[j], float) for r in read):  # token-level probabilities
+                probs = [r.values[j] if not isinstance(r.values[j], float) else [0.0] * len(r.ids) for r in read]
+                token_p[:, j] = self._pad(probs, t, 0.0, torch.float32)
         span_w = self.draw_labels(span_w)
         token_p = self.draw_labels(token_p)
         batch = {"input_ids": input_ids, "attention_mask": attention, "labels": labels,
                  SEGMENT_IDS: segment, SPAN_WEIGHTS: span_w, SPAN_MASK: span_m, TOKEN_WEIGHTS: token_p}
+        extra: dict[str, list[Any]] = {}
+        for f in features:
+            for key, value in f.items():
+                if key not in MODEL_COLUMNS and key not in self.columns:
+                    extra.setdefault(key, []).append(value)
         batch.update(self._extra(extra))
         return batch
+
+    def _read(self, feature: dict[str, Any], where: str) -> _Example:
+        """One example's columns as checked Python lists (`rows`: the same checks as the dataset's)."""
+        ids = read_ids(feature, where)
+        n = len(ids)
+        values, spans = [], []
+        for concept in self.config.concepts:
+            value = read_value(feature, where, concept.column, n)
+            values.append(value)
+            spans.append(read_span(feature, where, concept.span_column, n)
+                         if isinstance(value, float) and concept.span_column else None)
+        return _Example(ids, read_mask(feature, where, n), read_labels(feature, where, n), values, spans)
+
+    def _pad(self, rows: Sequence[Sequence[Any]], t: int, fill: Any, dtype: torch.dtype) -> torch.Tensor:
+        """`[B, T]` tensor of the rows padded to `t` with `fill` on the tokenizer's padding side."""
+        if self.padding_side == "left":
+            return torch.tensor([[fill] * (t - len(r)) + list(r) for r in rows], dtype=dtype)
+        return torch.tensor([list(r) + [fill] * (t - len(r)) for r in rows], dtype=dtype)
 
     def check_rows(self, dataset: Any, name: str) -> list[float]:
         """Check every row of `dataset` as `__call__` would; returns each concept's label mass (`rows.check_rows`)."""

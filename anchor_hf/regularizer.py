@@ -117,8 +117,8 @@ class AnchorRegularizer:
             columns[c] = slice(start, start + self.bases[c].shape[1])
             start += self.bases[c].shape[1]
         self._columns = [columns[c] for c in range(len(self.concepts))]
-        # running off-axis class means per concept and layer: (labelled [D], unlabelled [D]) or None
-        self.running_means: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor] | None] = {}
+        # running off-axis class means per (concept, layer), kept from the first training batch on
+        self.running_means: dict[tuple[int, int], RunningMeans] = {}
         # `[C + 1, L]` detached: each concept's weighted term at each layer in the last call, then separation.
         # The trainer checks it for non-finite values on the device (no host sync per step).
         self.last_terms: torch.Tensor | None = None
@@ -205,22 +205,22 @@ class AnchorRegularizer:
         from batches with a gradient (training), so evaluation never moves them.
         """
         concept, basis = self.concepts[c], self.bases[c]
-        by_layer = []
-        gaps = []
+        by_layer, gaps, ready = [], [], []
         for layer, h in enumerate(states):
             off = off_axis(unit(h), basis)  # [B, T, D]
             running = self.running_means.get((c, layer))
-            term = off.new_zeros(())
-            if running is not None:
-                gap = (running[0] - running[1]).to(off.device)
-                term = exclusivity_loss(off, label_w, unlabelled, gap)
-                gaps.append(gap.norm())
-            by_layer.append(term)
+            if running is None:  # first training batch of this layer: no means kept yet (a fixed zero gap)
+                running = RunningMeans.empty(off.shape[-1], off.device)
+            gap = (running.labelled - running.unlabelled).to(off.device)  # 0 until `ready`
+            by_layer.append(exclusivity_loss(off, label_w, unlabelled, gap))
+            gaps.append(gap.norm())
+            ready.append(running.ready.to(off.device))
             if h.requires_grad:
                 with torch.no_grad():
-                    self.running_means[(c, layer)] = _update_means(running, off.detach(), label_w, unlabelled,
-                                                                   concept.exclusive_momentum)
-        gap_norm = torch.stack(gaps).mean() if gaps else by_layer[0].new_tensor(float("nan"))
+                    self.running_means[(c, layer)] = running.update(off.detach(), label_w, unlabelled,
+                                                                    concept.exclusive_momentum)
+        gaps_t, ready_t = torch.stack(gaps), torch.stack(ready).float()  # [L], [L]
+        gap_norm = (gaps_t * ready_t).sum() / ready_t.sum()  # NaN (0/0) until some layer is ready
         return torch.stack(by_layer), gap_norm
 
     def _coordinates(self, h: torch.Tensor) -> torch.Tensor:
@@ -250,19 +250,37 @@ def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
                                                                                           dtype=x.dtype))
 
 
-def _update_means(running: tuple[torch.Tensor, torch.Tensor] | None, off: torch.Tensor, label_w: torch.Tensor,
-                  unlabelled: torch.Tensor, momentum: float) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """Exponential moving averages of the labelled and unlabelled off-axis means `([D], [D])`.
+@dataclass(frozen=True)
+class RunningMeans:
+    """Exponential moving averages of one (concept, layer)'s off-axis class means, kept on the device.
 
-    The first batch with labels initializes both; until then nothing is kept (None).
+    `labelled`, `unlabelled` are `[D]`; `ready` (a bool tensor) turns true with the first batch
+    holding both labelled and unlabelled positions, which sets both means; until then both stay
+    0, so the gap `labelled − unlabelled` is 0 and the exclusivity term with it. Every decision
+    is a tensor operation: the step never waits for the host to read a sum.
     """
-    w1, w0 = label_w.float(), unlabelled.float()
-    has1, has0 = float(w1.sum()) > 0, float(w0.sum()) > 0
-    mu1 = (w1.unsqueeze(-1) * off).sum((0, 1)) / w1.sum().clamp_min(EPS)
-    mu0 = (w0.unsqueeze(-1) * off).sum((0, 1)) / w0.sum().clamp_min(EPS)
-    if running is None:
-        return (mu1, mu0) if has1 and has0 else None
-    old1, old0 = running[0].to(off.device), running[1].to(off.device)
-    new1 = momentum * old1 + (1 - momentum) * mu1 if has1 else old1
-    new0 = momentum * old0 + (1 - momentum) * mu0 if has0 else old0
-    return new1, new0
+
+    labelled: torch.Tensor
+    unlabelled: torch.Tensor
+    ready: torch.Tensor
+
+    @staticmethod
+    def empty(width: int, device: torch.device) -> RunningMeans:
+        zeros = torch.zeros(width, device=device)
+        return RunningMeans(zeros, zeros.clone(), torch.zeros((), dtype=torch.bool, device=device))
+
+    def update(self, off: torch.Tensor, label_w: torch.Tensor, unlabelled: torch.Tensor,
+               momentum: float) -> RunningMeans:
+        """The means after one batch: `m·old + (1 − m)·batch` where the batch has that class, set on the first."""
+        w1, w0 = label_w.float(), unlabelled.float()
+        n1, n0 = w1.sum(), w0.sum()
+        mu1 = (w1.unsqueeze(-1) * off).sum((0, 1)) / n1.clamp_min(EPS)
+        mu0 = (w0.unsqueeze(-1) * off).sum((0, 1)) / n0.clamp_min(EPS)
+        ready = self.ready.to(off.device)
+        start = ~ready & (n1 > 0) & (n0 > 0)
+
+        def blend(old: torch.Tensor, mu: torch.Tensor, has: torch.Tensor) -> torch.Tensor:
+            old = old.to(off.device)
+            return torch.where(start, mu, torch.where(ready & has, momentum * old + (1 - momentum) * mu, old))
+
+        return RunningMeans(blend(self.labelled, mu1, n1 > 0), blend(self.unlabelled, mu0, n0 > 0), ready | start)

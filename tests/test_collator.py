@@ -162,3 +162,74 @@ def test_collator_says_to_tokenize_an_example_that_has_only_text():
     with pytest.raises(AnchorDataError, match=r"example 0 of the batch has no `input_ids`; columns present: "
                                               r"\['red', 'text'\]\. .*tokenizer\(batch\['text'\]\)"):
         collate([{"text": "w2 w3", "red": 1.0}])
+
+
+def reference_collate(features, cfg: AnchorConfig, pad_id: int, side: str, multiple: int | None) -> dict:
+    """The collator written the plain way, one example and concept at a time (its behaviour before
+    it was vectorised); the oracle of the test below. Draws are `expected`, so no RNG is involved."""
+    from anchor_hf.rows import read_ids, read_labels, read_mask, read_span, read_value
+
+    ids = [read_ids(f, "x") for f in features]
+    t = max(len(x) for x in ids)
+    t = -(-t // multiple) * multiple if multiple else t
+    b, c = len(features), len(cfg.concepts)
+    out = {"input_ids": torch.full((b, t), pad_id), "attention_mask": torch.zeros(b, t, dtype=torch.long),
+           "labels": torch.full((b, t), -100), "anchor_segment_ids": torch.full((b, t), -1),
+           "anchor_span_weights": torch.zeros(b, c), "anchor_span_mask": torch.zeros(b, c, t, dtype=torch.bool),
+           "anchor_token_weights": torch.zeros(b, c, t)}
+    for i, (f, x) in enumerate(zip(features, ids)):
+        n = len(x)
+        sl = slice(t - n, t) if side == "left" else slice(0, n)
+        mask = torch.tensor(read_mask(f, "x", n))
+        out["input_ids"][i, sl] = torch.tensor(x)
+        out["attention_mask"][i, sl] = mask
+        lab = read_labels(f, "x", n)
+        out["labels"][i, sl] = torch.tensor(lab) if lab is not None else torch.where(mask.bool(), torch.tensor(x), -100)
+        out["anchor_segment_ids"][i, sl] = torch.where(mask.bool(), i, -1)
+        for j, concept in enumerate(cfg.concepts):
+            value = read_value(f, "x", concept.column, n)
+            if isinstance(value, float):
+                out["anchor_span_weights"][i, j] = value
+                out["anchor_span_mask"][i, j, sl] = mask.bool() & torch.tensor(
+                    read_span(f, "x", concept.span_column, n))
+            else:
+                out["anchor_token_weights"][i, j, sl] = torch.tensor(value)
+    return out
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+@pytest.mark.parametrize("multiple", [None, 8])
+def test_collator_builds_the_batch_of_the_per_example_reference(side, multiple):
+    """Random mixed batches (ragged, pads inside attention masks, given and default labels, example-
+    and token-level labels, span columns as masks and as [start, end)) collate exactly as the
+    one-example-at-a-time reference does. Negative control: the reference on the other padding
+    side differs, so the comparison can fail."""
+    g = torch.Generator().manual_seed(0)
+    cfg = AnchorConfig(layers=[0], concepts=[ConceptAnchor(name="a", dims=[0]),
+                                             ConceptAnchor(name="b", dims=[1], span_column="b_span"),
+                                             ConceptAnchor(name="c", dims=[2])])
+    tokenizer = make_tokenizer(padding_side=side)
+    collator = AnchorDataCollator(tokenizer, cfg, draw="expected", pad_to_multiple_of=multiple)
+    for _ in range(5):
+        rows = []
+        for _ in range(6):
+            n = int(torch.randint(3, 11, (1,), generator=g))
+            row = {"input_ids": torch.randint(3, 60, (n,), generator=g).tolist(),
+                   "a": float(torch.rand(1, generator=g)),
+                   "b": float(torch.rand(1, generator=g)) if torch.rand(1, generator=g) < 0.5 else
+                   torch.rand(n, generator=g).tolist(),
+                   "b_span": [1, n - 1] if torch.rand(1, generator=g) < 0.5 else (torch.rand(n, generator=g) < 0.5)
+                   .int().tolist(),
+                   "c": (torch.rand(n, generator=g) * (torch.rand(n, generator=g) < 0.3)).tolist()}
+            if torch.rand(1, generator=g) < 0.5:
+                row["attention_mask"] = [1] * (n - 1) + [0]
+            if torch.rand(1, generator=g) < 0.5:
+                row["labels"] = torch.randint(-100, 60, (n,), generator=g).clamp_min(-100).tolist()
+            rows.append(row)
+        got = collator(rows)
+        want = reference_collate(rows, cfg, tokenizer.pad_token_id, side, multiple)
+        for key, value in want.items():
+            assert torch.equal(got[key], value), key
+            assert got[key].dtype == value.dtype, key
+        other = reference_collate(rows, cfg, tokenizer.pad_token_id, "right" if side == "left" else "left", multiple)
+        assert not torch.equal(got["input_ids"], other["input_ids"])

@@ -75,14 +75,36 @@ def test_running_means_update_only_with_gradients_and_only_where_labels_exist():
     reg([h], _masks(2, 3, []), w)  # no labels, no gradient: nothing kept
     assert reg.running_means == {}
     reg([h.requires_grad_(True)], _masks(2, 3, []), w)  # gradient but no labels: still nothing
-    assert reg.running_means.get((0, 0)) is None
+    kept = reg.running_means[(0, 0)]
+    assert not kept.ready and not kept.labelled.any() and not kept.unlabelled.any()
     loss, _ = reg([h], _masks(2, 3, [0]), w)  # first labelled batch initializes, term still 0
-    assert float(loss) == 0.0 and reg.running_means[(0, 0)] is not None
-    before = [m.clone() for m in reg.running_means[(0, 0)]]
+    assert float(loss) == 0.0 and reg.running_means[(0, 0)].ready
+    before = reg.running_means[(0, 0)]
+    assert before.labelled.norm() > 0 and before.unlabelled.norm() > 0  # set to the batch's class means
     reg([h.detach()], _masks(2, 3, [0]), w)  # eval (no gradient): means unchanged
-    assert all(torch.equal(a, b) for a, b in zip(before, reg.running_means[(0, 0)]))
+    assert reg.running_means[(0, 0)] is before
     loss, stats = reg([h], _masks(2, 3, [1]), w)
     assert loss.requires_grad and "c/exclusive_gap" in stats
+
+
+def test_exclusivity_decides_on_the_device_without_reading_a_sum_on_the_host(monkeypatch):
+    """A training step with the term on never converts a tensor to a Python number (no host sync).
+
+    Negative control: the pre-change code read `float(w.sum())` per concept and layer, which
+    the patched `Tensor.__float__` / `item` / `__bool__` would have caught.
+    """
+    reg = AnchorRegularizer([ConceptAnchor(name="c", dims=[0], exclusive=1.0, exclusive_momentum=0.5)], 4)
+    w = AnchorWeights([1.0], [0.5], exclusive=[1.0])
+    h = torch.randn(2, 3, 4, requires_grad=True)
+    reg([h], _masks(2, 3, [0]), w)  # initializes the running means
+    reads = []
+    for name in ("__float__", "item", "__bool__", "tolist"):
+        original = getattr(torch.Tensor, name)
+        monkeypatch.setattr(torch.Tensor, name, lambda self, *a, _o=original, _n=name, **k: reads.append(_n)
+                            or _o(self, *a, **k))
+    loss, stats = reg([h], _masks(2, 3, [1]), w)
+    monkeypatch.undo()
+    assert reads == [] and loss.requires_grad and torch.isfinite(stats["c/exclusive_gap"])
 
 
 def test_exclusive_zero_leaves_the_loss_bit_identical():

@@ -215,8 +215,8 @@ def run_part(name: str, dry_run: bool) -> dict[str, Any]:
     if name == "fsdp2":  # a 1-process launch, as accelerate's launcher would set it up
         os.environ.update({"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
                            "MASTER_PORT": "29517", "ACCELERATE_USE_FSDP": "true", "FSDP_VERSION": "2",
-                           "FSDP_AUTO_WRAP_POLICY": "TRANSFORMER_BASED_WRAP", "FSDP_STATE_DICT_TYPE": "SHARDED_STATE_DICT",
-                           "FSDP_RESHARD_AFTER_FORWARD": "true"})
+                           "FSDP_AUTO_WRAP_POLICY": "TRANSFORMER_BASED_WRAP", "FSDP_RESHARD_AFTER_FORWARD": "true",
+                           "FSDP_STATE_DICT_TYPE": "SHARDED_STATE_DICT"})
     size = sizes(dry_run)
     with tempfile.TemporaryDirectory() as out:
         return {"train": part_train, "fsdp2": part_fsdp2, "bench": part_bench}[name](size, dry_run, out)
@@ -235,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     for part in PARTS:
         flags = ["-S"] if sys.flags.no_site else []  # a restricted interpreter (the test's) stays restricted
-        cmd = [sys.executable, *flags, os.path.abspath(__file__), "--part", part] + (["--dry-run"] if args.dry_run else [])
+        cmd = [sys.executable, *flags, os.path.abspath(__file__), "--part", part]
+        cmd += ["--dry-run"] if args.dry_run else []
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
         lines = [line for line in done.stdout.splitlines() if line.startswith('{"')]  # Trainer's own logs use '
         summary[part] = json.loads(lines[-1]) if done.returncode == 0 and lines else \

@@ -15,8 +15,8 @@ CONFIGS = os.path.join(ROOT, "recipes", "accelerate_configs")
 HELPER = os.path.join(ROOT, "tests", "sharded_run.py")
 STEPS = 4
 # Exact labels (probability 0 or 1) so the draws cannot depend on how the batch is split.
-COMMON = ["--max_steps", str(STEPS), "--logging_steps", "1", "--dataset_args.label_rate", "1.0", "--disable_tqdm", "true",
-          "--report_to", "none"]
+COMMON = ["--max_steps", str(STEPS), "--logging_steps", "1", "--dataset_args.label_rate", "1.0",
+          "--disable_tqdm", "true", "--report_to", "none"]
 TERMS = ("loss", "anchor/loss", "anchor/marked/attract", "anchor/marked/repel", "anchor/marked/labels")
 # As for DDP (docs/multiprocess.md): float32 sums in another order differ by ~1e-7 relative per
 # step, and Adam's first steps pass that on to the weights at about lr·1e-6.

@@ -5,8 +5,8 @@
     anchor-hf bench --out /tmp/smoke --smoke              # seconds: micro model, 1 repeat, 1 step
 
 Writes `summary.json` (step_time_ratio, peak_memory_ratio, step_time_ratio_all_layers,
-generate_overhead_ratio, step_time_ratio_smollm2_all_layers), `results.json` (every run) and `results.md` (tables with the
-machine, versions and this command). Figures from fewer than 5 repeats, or from
+generate_overhead_ratio, step_time_ratio_smollm2_all_layers), `results.json` (every run)
+and `results.md` (tables with the machine, versions and this command). Figures from fewer than 5 repeats, or from
 `--smoke`, check the plumbing only; they are not results.
 """
 

@@ -73,4 +73,4 @@ def fit_leace_eraser(x: torch.Tensor, y: torch.Tensor) -> Any:
     from concept_erasure import LeaceFitter
 
     x, positive = _binary(x, y)
-    return LeaceFitter.fit(x, positive.float().unsqueeze(-1)).eraser
+    return LeaceFitter.fit(x.double(), positive.double().unsqueeze(-1)).eraser  # float64: a covariance inverse

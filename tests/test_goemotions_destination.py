@@ -19,7 +19,9 @@ SMALL_REDIRECT = ["--set", "redirect_prompt_tokens=2", "--set", "redirect_new_to
 REDIRECT_KEYS = {"destination", "redirect_prompts", "destination_prompts", "redirect_toward", "redirect_toward_ci95",
                  "redirect_away", "redirect_away_ci95", "redirect_fluency_ratio", "redirect_fluency_ratio_ci95",
                  "leace_toward", "leace_toward_ci95", "leace_away", "leace_away_ci95", "redirect_random_toward",
-                 "redirect_random_away", "redirect_toward_denominator", "redirect_away_denominator"}
+                 "redirect_random_away", "redirect_toward_denominator", "redirect_away_denominator",
+                 "redirect_concept_perplexity_ratio", "redirect_concept_perplexity_ratio_ci95",
+                 "redirect_destination_perplexity_ratio", "leace_concept_perplexity_ratio"}
 
 
 def test_destination_run_trains_the_destination_place_and_reports_redirect_with_intervals(tmp_path):
@@ -46,9 +48,11 @@ def test_destination_run_trains_the_destination_place_and_reports_redirect_with_
     report = (out / "report.md").read_text()
     assert "## Redirect to `neutral`" in report and "--destination neutral" in report
     assert (out / "redirect.png").is_file()
-    arms = json.loads((out / "report.json").read_text())["per_seed"][0]["redirect"]["arms"]
-    assert set(arms) == {"redirect", "redirect_weights", "redirect_random", "suppress", "leace_anchored", "leace",
-                         "posthoc_suppress"}
+    redirect = json.loads((out / "report.json").read_text())["per_seed"][0]["redirect"]
+    arms = {"redirect", "redirect_weights", "redirect_random", "suppress", "leace_anchored", "leace", "posthoc_suppress"}
+    assert set(redirect["arms"]) == set(redirect["reading"]["arms"]) == arms
+    assert len(redirect["reading"]["arms"]["redirect"]["concept"]["nll"]) == 40  # every held-out anger comment
+    assert "### Reading: perplexity of held-out comments" in report
 
 
 @pytest.mark.parametrize("extra, error, message", [

@@ -29,7 +29,8 @@ from anchor_hf.geometry import concept_place
 from anchor_hf.interventions import erase, redirect, redirect_weights, suppress
 from anchor_hf.layers import resolve_layers
 from anchor_hf.probes import collect_states, fit_leace_eraser
-from .redirect_eval import Context, Continuations, RedirectData, continue_and_score
+from .redirect_eval import Context, RedirectData, continue_and_score
+from .redirect_reading import comment_nll
 
 ANCHORED_ARMS = ("redirect", "redirect_weights", "redirect_random", "suppress", "leace_anchored")
 CONTROL_ARMS = ("leace", "posthoc_suppress")
@@ -81,7 +82,7 @@ def anchored_contexts(model: nn.Module, cfg: AnchorConfig, concept: str, to: str
 
 
 def evaluate_redirect(run: Any, prepared: Any, data: Any, seed: int, rate: float, log: Any = print) -> dict[str, Any]:
-    """Continuations of every arm on one seed, stored per prompt (`Continuations.to_json`) for the bootstrap."""
+    """Continuations (per prompt) and held-out NLLs (per comment) of every arm on one seed, for the bootstrap."""
     from .evaluate import posthoc_directions
     from .models import load_trained
 
@@ -98,13 +99,19 @@ def evaluate_redirect(run: Any, prepared: Any, data: Any, seed: int, rate: float
                "control": leace_erasers(control, layers, data.batches(fit), labels)}
     directions, _ = posthoc_directions(control, data, layers)
 
-    def run_arm(edited: nn.Module, context: Context = nullcontext) -> Continuations:
-        return continue_and_score(edited, rd.concept_prompts, rd, control, context)
+    def run_arm(edited: nn.Module, context: Context = nullcontext) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(continuations of E prompts, NLL of held-out E and F comments) under `context`."""
+        with context():
+            reading = {side: comment_nll(edited, ids, pad, batch)
+                       for side, ids in (("concept", rd.concept_comments), ("destination", rd.destination_comments))}
+        return continue_and_score(edited, rd.concept_prompts, rd, control, context).to_json(EXAMPLES), reading
 
-    out: dict[str, Any] = {"seed": seed, "arms": {}, "unedited": {}, "destination": {}}
+    pad, batch = rd.tokenizer.pad_token_id, rd.recipe.eval_batch_size
+    out: dict[str, Any] = {"seed": seed, "arms": {}, "unedited": {}, "destination": {},
+                           "reading": {"arms": {}, "unedited": {}}}
     log("[goemotions]   redirect: unedited continuations of both prompt sets")
     for name, edited in (("anchored", model), ("control", control)):
-        out["unedited"][name] = run_arm(edited).to_json(EXAMPLES)
+        out["unedited"][name], out["reading"]["unedited"][name] = run_arm(edited)
         out["destination"][name] = continue_and_score(edited, rd.destination_prompts, rd, control).to_json(EXAMPLES)
     contexts = anchored_contexts(model, cfg, concept, to, layers, erasers["anchored"], seed)
     contexts["leace"] = stacked(lambda e, layer: erase(control, e, layers=[layer]), layers, erasers["control"])
@@ -113,10 +120,10 @@ def evaluate_redirect(run: Any, prepared: Any, data: Any, seed: int, rate: float
     for name, context in contexts.items():
         log(f"[goemotions]   redirect: arm {name}")
         edited = control if name in CONTROL_ARMS else model
-        out["arms"][name] = run_arm(edited, context).to_json(EXAMPLES)
+        out["arms"][name], out["reading"]["arms"][name] = run_arm(edited, context)
     permanent = copy.deepcopy(model)
     redirect_weights(permanent, cfg, concept, to=to)
-    out["arms"]["redirect_weights"] = run_arm(permanent).to_json(EXAMPLES)
+    out["arms"]["redirect_weights"], out["reading"]["arms"]["redirect_weights"] = run_arm(permanent)
     out["prompt_examples"] = rd.tokenizer.batch_decode(rd.concept_prompts[:EXAMPLES].tolist())
     out["destination_label"] = cfg.concept(concept).destination if to is None else to
     return out

@@ -36,9 +36,10 @@ from torch import nn
 from anchor_hf.errors import AnchorDataError
 from anchor_hf.probes import auroc
 from .classifier import BagOfWords
-from .data import Comment
+from .data import Comment, encode_comments
 from .destination import DestinationPlan
 from .recipe import GoEmotionsRecipe
+from .redirect_reading import held_out_comments
 
 MIN_DENOMINATOR = 0.05  # a smaller unedited E-vs-F difference in classifier probability is not measurable
 RECOMMENDED_PROMPTS = 200  # fewer held-out prompts on a side give wide intervals (logged, and said in the report)
@@ -65,11 +66,16 @@ class RedirectData:
     classifier_aurocs: dict[str, float]  # on the test split
     recipe: GoEmotionsRecipe
     tokenizer: Any
+    concept_comments: list[list[int]]  # token ids of held-out E-and-not-F comments, as in training (`redirect_reading`)
+    destination_comments: list[list[int]]  # ... and of F-and-not-E comments
 
     @classmethod
     def build(cls, splits: dict[str, list[Comment]], plan: DestinationPlan, recipe: GoEmotionsRecipe,
               tokenizer: Any, log: Any = print) -> "RedirectData":
-        """Prompts from the dev and test splits, classifiers from the training split; raises when a side is empty."""
+        """Prompts and comments from the dev and test splits, classifiers from the training split.
+
+        Raises when a side has no prompt; logs when it has fewer than `RECOMMENDED_PROMPTS`.
+        """
         held_out = splits["dev"] + splits["test"]
         k, cap = recipe.redirect_prompt_tokens, recipe.redirect_prompts
         sides = {"concept": (plan.concept.name, [c for c in held_out if plan.holds_concept(c)]),
@@ -91,8 +97,11 @@ class RedirectData:
         test_texts = [c.text for c in test]
         aurocs = {side: auroc(clf.score(test_texts), torch.tensor([holds(c) for c in test]))
                   for (side, clf), holds in zip(classifiers.items(), (plan.concept.holds, plan.destination.holds))}
+        whole = [encode_comments(tokenizer, [c.text for c in held_out_comments(held_out, holds, cap, seed)],
+                                 recipe.max_length) for seed, holds in enumerate((plan.holds_concept,
+                                                                                  plan.holds_destination))]
         return cls(plan, prompts["concept"], prompts["destination"], classifiers["concept"],
-                   classifiers["destination"], aurocs, recipe, tokenizer)
+                   classifiers["destination"], aurocs, recipe, tokenizer, *whole)
 
 
 @dataclass

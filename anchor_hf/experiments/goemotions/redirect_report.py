@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from anchor_hf.probes.bootstrap import bootstrap_interval
 from anchor_hf.probes.report import markdown_table
@@ -31,10 +32,18 @@ Triple = tuple[Scores, Scores, Scores]  # before, under, dest
 
 
 def _triples(per_seed: Sequence[dict[str, Any]], arm: str) -> list[Triple]:
-    """(before, under, dest) scores of `arm` per seed; the control's own continuations for control arms."""
+    """(before, under, dest) continuation scores of `arm` per seed; control arms against the control's own."""
     model = "control" if arm in CONTROL_ARMS else "anchored"
     return [(as_scores(s["unedited"][model]), as_scores(s["arms"][arm]), as_scores(s["destination"][model]))
             for s in per_seed]
+
+
+def _reading(per_seed: Sequence[dict[str, Any]], arm: str) -> list[dict[str, tuple[Scores, Scores]]]:
+    """Per seed and side (`concept`, `destination`): (unedited, edited) held-out comment NLLs of `arm`."""
+    model = "control" if arm in CONTROL_ARMS else "anchored"
+    return [{side: tuple({k: torch.tensor(x[side][k], dtype=torch.float64) for k in ("nll", "count")}
+                         for x in (s["reading"]["unedited"][model], s["reading"]["arms"][arm]))
+             for side in ("concept", "destination")} for s in per_seed]
 
 
 def _median(values: Sequence[float | None]) -> float | None:
@@ -82,10 +91,30 @@ def summarize_arm(triples: Sequence[Triple], resamples: int) -> dict[str, Any]:
     return out
 
 
-def summarize_redirect(per_seed: Sequence[dict[str, Any]], resamples: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(summary.json keys, every arm's summary) over the seeds' `redirect` results."""
+def summarize_reading(seeds: Sequence[dict[str, tuple[Scores, Scores]]], resamples: int) -> dict[str, Any]:
+    """Perplexity ratios (edited ÷ unedited) on held-out E and F comments: medians over seeds, 95% intervals."""
+    sizes = [len(seeds[0]["concept"][0]["nll"]), len(seeds[0]["destination"][0]["nll"])]
+    out: dict[str, Any] = {}
+    for i, side in enumerate(("concept", "destination")):
+        out[f"{side}_ratio"] = _median([fluency_ratio(*s[side]) for s in seeds])
+        out[f"{side}_ratio_ci95"] = list(bootstrap_interval(
+            lambda idx, side=side, i=i: _median_or_nan([fluency_ratio(*s[side], idx[i]) for s in seeds]), sizes,
+            resamples=resamples))
+    return out
+
+
+def summarize_redirect(per_seed: Sequence[dict[str, Any]], resamples: int
+                       ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """(summary.json keys, per view every arm's summary) over the seeds' `redirect` results.
+
+    Views: `continuation` (toward, away, fluency: the main keys) and `reading` (`redirect_reading`:
+    perplexity ratios on held-out comments, keys `<arm>_concept_perplexity_ratio` and
+    `<arm>_destination_perplexity_ratio`).
+    """
     redirects = [s["redirect"] for s in per_seed]
-    arms = {arm: summarize_arm(_triples(redirects, arm), resamples) for arm in ARMS}
+    views = {"continuation": {arm: summarize_arm(_triples(redirects, arm), resamples) for arm in ARMS},
+             "reading": {arm: summarize_reading(_reading(redirects, arm), resamples) for arm in ARMS}}
+    arms = views["continuation"]
     summary: dict[str, Any] = {"destination": redirects[0]["destination_label"],
                                "redirect_prompts": len(redirects[0]["unedited"]["anchored"]["p_concept"]),
                                "destination_prompts": len(redirects[0]["destination"]["anchored"]["p_concept"])}
@@ -96,7 +125,11 @@ def summarize_redirect(per_seed: Sequence[dict[str, Any]], resamples: int) -> tu
     for arm in ("redirect", "leace"):
         for key in ("toward_denominator", "away_denominator"):
             summary[f"{PREFIX[arm]}_{key}"] = arms[arm][key]
-    return summary, arms
+    for arm, prefix in PREFIX.items():
+        for side in ("concept", "destination"):
+            summary[f"{prefix}_{side}_perplexity_ratio"] = views["reading"][arm][f"{side}_ratio"]
+            summary[f"{prefix}_{side}_perplexity_ratio_ci95"] = views["reading"][arm][f"{side}_ratio_ci95"]
+    return summary, views
 
 
 def _fmt(value: float | None, ci: Sequence[float] | None = None) -> str:
@@ -131,10 +164,12 @@ def _seed_rows(per_seed: Sequence[dict[str, Any]]) -> list[list[Any]]:
     for s in per_seed:
         for arm in ARMS:
             (before, under, dest), = _triples([s["redirect"]], arm)
+            (reading,) = _reading([s["redirect"]], arm)
             v = per_seed_values([(before, under, dest)])[0]
             means = [float(x[key].mean()) for key in ("p_destination", "p_concept") for x in (before, under, dest)]
             rows.append([s["seed"], arm, v["toward"], v["away"], v["toward_denominator"], v["away_denominator"],
-                         v["fluency_ratio"], *means])
+                         v["fluency_ratio"], *means, *(fluency_ratio(*reading[side])
+                                                       for side in ("concept", "destination"))])
     return rows
 
 
@@ -146,32 +181,39 @@ def _examples(per_seed: Sequence[dict[str, Any]]) -> list[list[str]]:
 
 
 def redirect_figure(arms: dict[str, Any]) -> Figure:
-    """Each arm's toward against its away, with their 95% intervals; the target corner is shaded."""
-    fig = Figure(figsize=(5.2, 4.4))
+    """Each arm's toward against its away (continuations) with 95% intervals; the target corner is shaded.
+
+    Arms that are not measurable are listed in the title instead of drawn.
+    """
+    fig = Figure(figsize=(5.4, 4.6))
     ax = fig.add_subplot(1, 1, 1)
-    ax.axvspan(0.5, 1.5, ymin=0, ymax=1, color="0.93")
+    ax.add_patch(Rectangle((0.5, 0.5), 1.0, 1.0, color="0.92", zorder=0))
+    missing = []
     for i, (arm, a) in enumerate(arms.items()):
         if a["toward"] is None or a["away"] is None:
+            missing.append(arm)
             continue
         xerr = [[a["away"] - a["away_ci95"][0]], [a["away_ci95"][1] - a["away"]]]
         yerr = [[a["toward"] - a["toward_ci95"][0]], [a["toward_ci95"][1] - a["toward"]]]
         ax.errorbar([a["away"]], [a["toward"]], xerr=xerr, yerr=yerr, fmt="o", color=f"C{i}", label=arm, capsize=2)
-    ax.axhline(0.5, color="0.6", lw=0.8, ls="--")
-    ax.axvline(0.5, color="0.6", lw=0.8, ls="--")
+    ax.axhline(0.0, color="0.6", lw=0.8)
+    ax.axvline(0.0, color="0.6", lw=0.8)
+    ax.set_title("not measurable: " + ", ".join(missing) if missing else "redirect and the baselines", fontsize=8)
     ax.set_xlabel("away (share of the E-vs-F gap in P_E closed)")
     ax.set_ylabel("toward (share of the gap in P_F closed)")
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
 
 
-def redirect_section(summary: dict[str, Any], arms: dict[str, Any], per_seed: Sequence[dict[str, Any]],
+def redirect_section(summary: dict[str, Any], views: dict[str, dict[str, Any]], per_seed: Sequence[dict[str, Any]],
                      data: Any, place: str) -> list[str]:
-    """Markdown lines of the redirect section (targets, arms, per seed, examples)."""
-    rd = data
+    """Markdown lines of the redirect section (targets, arms in both views, per seed, examples)."""
+    rd, arms = data, views["continuation"]
     few = min(summary["redirect_prompts"], summary["destination_prompts"]) < RECOMMENDED_PROMPTS
     names = ["seed", "arm", "toward", "away", "toward den.", "away den.", "fluency", "P_F before", "P_F under",
-             "P_F dest", "P_E before", "P_E under", "P_E dest"]
+             "P_F dest", "P_E before", "P_E under", "P_E dest", "E-text ppl ratio", "F-text ppl ratio"]
     return [
         f"## Redirect to `{summary['destination']}` (destination place: {place})", "",
         f"Held-out prompts: {summary['redirect_prompts']} `{rd.plan.concept.name}` comments and "
@@ -188,6 +230,16 @@ def redirect_section(summary: dict[str, Any], arms: dict[str, Any], per_seed: Se
         f"A seed whose denominator is below {MIN_DENOMINATOR:g} is not measurable and left out of the median.", "",
         markdown_table(["arm", "model", "toward [95%]", "away [95%]", "fluency [95%]", "measurable seeds (t / a)"],
                        _arm_rows(arms)), "", "![redirect](redirect.png)", "",
+        "### Reading: perplexity of held-out comments under each edit", "",
+        f"Perplexity of {len(rd.concept_comments)} held-out `{rd.plan.concept.name}` comments (E) and "
+        f"{len(rd.destination_comments)} `{rd.plan.destination.name}` comments (F) under the edited model ÷ "
+        "unedited (teacher-forced, `redirect_reading`): what each edit costs the model on the concept's own text "
+        "and on the destination's. Measurable on any model, unlike the continuations above.", "",
+        markdown_table(["arm", "model", "E-text perplexity ratio [95%]", "F-text perplexity ratio [95%]"],
+                       [[arm, "control" if arm in CONTROL_ARMS else "anchored",
+                         _fmt(r["concept_ratio"], r["concept_ratio_ci95"]),
+                         _fmt(r["destination_ratio"], r["destination_ratio_ci95"])]
+                        for arm, r in views["reading"].items()]), "",
         "### Per seed", "", markdown_table(names, _seed_rows(per_seed)), "",
         "### Continuations (seed 0)", "",
         markdown_table(["prompt", "anchored", "anchored + redirect", "control", "control + LEACE"],

@@ -53,3 +53,17 @@ def test_leace_readout_is_the_whitened_mean_difference():
     assert float(r @ (fisher / fisher.norm())) > 0.95
     # negative control: under anisotropic noise the plain mean difference is a different direction
     assert float(mean_difference(xa, ya) @ (fisher / fisher.norm())) < float(r @ (fisher / fisher.norm()))
+
+
+@pytest.mark.skipif(not is_leace_available(), reason="optional `concept-erasure` package is not installed")
+def test_fit_leace_eraser_makes_the_class_means_coincide():
+    """The LEACE theorem on the fitting data: after the edit the two class means are equal (before they differ)."""
+    from anchor_hf.probes.posthoc import fit_leace_eraser
+
+    x, y, _ = planted(anisotropic=True, seed=3)
+    eraser = fit_leace_eraser(x, y)
+    gap_before = (x[y == 1].mean(0) - x[y == 0].mean(0)).norm()
+    erased = eraser(x)
+    gap_after = (erased[y == 1].mean(0) - erased[y == 0].mean(0)).norm()
+    assert float(gap_before) > 0.5  # negative control: the concept is linearly readable before
+    assert float(gap_after) < 1e-4 * float(gap_before)  # float32 rounding of a rank-1 edit

@@ -180,7 +180,7 @@ def test_examples_and_removal_data_refuse_bad_input():
 def _triple(half: dict[str, float], level: dict[str, float], probe: dict[str, float], anchored_probe: float) -> dict:
     """The parts of one triple's results that the summary and the target checks read."""
     arms = {a: {"probe_auroc_max": probe.get(a, 0.6), "probe_auroc_max_se": 0.02, "fingerprint": {"pvalue": 0.5}}
-            for a in ("ablated", "suppressed", "posthoc", "never")}
+            for a in ("ablated", "redirected", "suppressed", "posthoc", "never")}
     relearn = {a: {"half_steps_median": half.get(a, math.inf), "steps_to_never_half_level": [level.get(a, math.inf)]}
                for a in arms}
     return {"concept": "c", "arms": arms, "references": {"anchored": {"probe_auroc_max": anchored_probe}},
@@ -190,15 +190,21 @@ def _triple(half: dict[str, float], level: dict[str, float], probe: dict[str, fl
 def test_summary_and_target_checks_read_inf_as_beyond_the_budget_and_flag_an_uninformative_probe():
     from anchor_hf.experiments.robustness.report import checks, summarize
 
-    sticks = _triple({"ablated": math.inf, "never": 14.0}, {"ablated": 8.0, "never": 15.0},
-                     {"ablated": 0.95, "never": 0.94}, anchored_probe=0.97)
+    sticks = _triple({"ablated": math.inf, "redirected": 4.0, "never": 14.0},
+                     {"ablated": 8.0, "redirected": 2.0, "never": 15.0},
+                     {"ablated": 0.95, "redirected": 0.96, "never": 0.94}, anchored_probe=0.97)
     summary = summarize([sticks])
     assert summary["relearn_half_steps_ablated"] is None and summary["relearn_half_steps_never"] == 14.0
-    probe, half, level = checks(summary, [sticks], budget=100)
+    assert summary["relearn_half_steps_redirected"] == 4.0 and summary["probe_auroc_max_redirected"] == 0.96
+    rows = checks(summary, [sticks], budget=100)
+    assert [r[0].split()[0] for r in rows] == ["ablated", "ablated", "...", "redirected", "redirected", "..."]
+    probe, half, level = rows[:3]
     assert probe[2].startswith("yes (uninformative") and half[2] == "yes" and level[2] == "yes"  # 8 >= 15 / 2
+    probe, half, level = rows[3:]  # the same targets judged on the redirected arm, which comes back here
+    assert probe[2].startswith("yes (uninformative") and half[2] == "no" and level[2] == "no"  # 4 < 14 / 2, 2 < 15 / 2
     comes_back = _triple({"ablated": 5.0}, {"ablated": 3.0, "never": 15.0}, {"ablated": 0.80, "never": 0.70},
                          anchored_probe=0.85)
-    probe, half, level = checks(summarize([comes_back]), [comes_back], budget=100)
+    probe, half, level = checks(summarize([comes_back]), [comes_back], budget=100)[:3]
     assert probe[2] == "no" and half[2] == "no" and level[2] == "no"  # never beyond budget, ablated at 5 steps
     medians = summarize([sticks, comes_back, sticks])
     assert medians["relearn_half_steps_ablated"] is None and medians["probe_auroc_max_ablated"] == 0.95

@@ -27,11 +27,14 @@ def _check_report(out: Path, command: str) -> dict:
     assert command in report  # the exact command is in the report
     results = json.loads((out / "report.json").read_text())
     (triple,) = results["per_triple"]
-    assert set(triple["arms"]) == {"ablated", "suppressed", "posthoc", "never"}
+    assert set(triple["arms"]) == {"ablated", "redirected", "suppressed", "posthoc", "never"}
     arms, refs = triple["arms"], triple["references"]
     assert arms["ablated"]["concept_nll"] != refs["anchored"]["concept_nll"]  # the ablated arm is an edited model
     gap = arms["ablated"]["concept_nll"] - refs["anchored"]["concept_nll"]
     assert arms["ablated"]["removed_gap"] == pytest.approx(gap)
+    assert arms["redirected"]["concept_nll"] != refs["anchored"]["concept_nll"]  # so is the redirected arm
+    assert set(results["per_triple"][0]["relearn"][max(results["per_triple"][0]["relearn"], key=int)]["arms"]) == set(
+        triple["arms"])  # every arm is attacked by relearning too
     return results
 
 

@@ -83,3 +83,26 @@ def test_posthoc_direction_is_the_mean_difference_of_the_block_average():
     d = posthoc_direction([embedding, *blocks], y)
     assert float(d.norm()) == pytest.approx(1.0, abs=1e-6) and int(d.abs().argmax()) == 3
 
+
+
+@pytest.mark.parametrize("destination", [None, "grey", "blue"])
+def test_the_redirected_arm_puts_the_anchor_component_of_every_write_on_the_destination(destination):
+    """redirect_weights on the anchored copy. To the opposite pole (none named, or grey at −e0) every write is
+    reflected, so the embedding slice (a write itself, and a reflection keeps unit states unit) has exactly minus its
+    e0 part; later slices are sums of writes whose inputs changed too. To an orthogonal destination (blue, e2) no
+    write keeps any e0 part, so no slice does."""
+    concepts = [ConceptAnchor(name="c", dims=[0], repel_kind="hinge", destination=destination),
+                ConceptAnchor(name="grey", dims=[0], pole=-1, repel_kind="hinge"), ConceptAnchor(name="blue", dims=[2])]
+    cfg = AnchorConfig(layers=[0, 1], concepts=concepts)
+    anchored, control, never = (make_model("llama", layers=2, seed=s) for s in (0, 1, 2))
+    arms = build_arms(anchored, cfg, "c", control, never, torch.eye(WIDTH)[1])
+    data = batches(_examples(), pad_id=0)
+    _, before = pooled_states(anchored, data)
+    _, after = pooled_states(arms["redirected"].make(), data)
+    assert min(float(b[:, 0].abs().max()) for b in before) > 1e-3  # negative control: every slice has an e0 part
+    if destination == "blue":
+        assert max(float(a[:, 0].abs().max()) for a in after) < 1e-5
+    else:
+        assert torch.allclose(after[0][:, 0], -before[0][:, 0], atol=1e-6)
+    assert arms["redirected"].source == "anchored"
+    assert ("opposite" if destination is None else destination) in arms["redirected"].description

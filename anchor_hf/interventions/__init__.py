@@ -11,14 +11,16 @@
         ...
 
 `transforms` holds the pure tensor edits, `sites` the hook machinery, `hooks` and `redirect`
-the reversible interventions, `positions` which positions they edit, `ablation` the weight
-edits and `ablated` the same edits undone after a block, `detector` and `monitor` read the
-place without changing anything, `targets` the argument checks shared by all of them.
+the reversible interventions, `erase` a fitted post-hoc eraser (LEACE) applied the same way,
+`positions` which positions they edit, `ablation` the weight edits and `ablated` the same
+edits undone after a block, `detector` and `monitor` read the place without changing
+anything, `targets` the argument checks shared by all of them.
 """
 
 from .ablated import ablated, ablated_axes, restored
 from .ablation import LAYOUTS, ablate, ablate_axes, redirect_weights, residual_writes
 from .detector import detect
+from .erase import erase
 from .hooks import repel, steer, suppress
 from .monitor import ConceptMonitor
 from .positions import Positions, PositionTracker, check_positions
@@ -28,9 +30,8 @@ from .targets import AnchorInterventionError, AnchorInterventionTypeError, Desti
 from .transforms import (add_direction, falloff, orthogonal_fallback, project_out, redirect_states,
                          rotate_to_alignment)
 
-__all__ = ["detect", "ConceptMonitor", "suppress", "repel", "steer", "redirect", "ablate", "ablate_axes", "ablated",
-           "ablated_axes", "restored",
-           "redirect_weights", "residual_writes", "InterventionHandle", "active_sites", "AnchorInterventionError",
+__all__ = ["detect", "ConceptMonitor", "suppress", "repel", "steer", "redirect", "erase", "ablate", "ablate_axes",
+           "ablated", "ablated_axes", "restored", "redirect_weights", "residual_writes", "InterventionHandle", "active_sites", "AnchorInterventionError",
            "AnchorInterventionTypeError", "LAYOUTS", "Positions", "PositionTracker", "check_positions", "Destination",
            "resolve_destination", "project_out", "falloff", "rotate_to_alignment", "add_direction",
            "orthogonal_fallback", "redirect_states"]

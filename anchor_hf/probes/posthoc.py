@@ -8,6 +8,7 @@ arXiv 2306.03819) from EleutherAI's `concept-erasure` package when it is install
 from __future__ import annotations
 
 import importlib.util
+from typing import Any
 
 import torch
 
@@ -56,3 +57,20 @@ def leace_direction(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     if float((x[positive].mean(0) - x[~positive].mean(0)) @ r) < 0:
         r = -r
     return r
+
+
+def fit_leace_eraser(x: torch.Tensor, y: torch.Tensor) -> Any:
+    """The LEACE eraser of a binary concept fitted on states `x` `[N, D]` with labels `y` `[N]`.
+
+    `concept-erasure`'s defaults (affine, trace-constrained, shrinkage covariance), so the
+    erased states keep the unconditional mean and do not grow in spread when they are fed
+    back into a model (`interventions.erase` applies it). After the edit no linear
+    classifier separates the two classes of the fitting states better than a constant
+    (the LEACE theorem: the class-conditional means coincide).
+    """
+    if not is_leace_available():
+        raise ImportError("LEACE needs the optional `concept-erasure` package: pip install concept-erasure")
+    from concept_erasure import LeaceFitter
+
+    x, positive = _binary(x, y)
+    return LeaceFitter.fit(x.double(), positive.double().unsqueeze(-1)).eraser  # float64: a covariance inverse

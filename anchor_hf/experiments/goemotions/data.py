@@ -242,7 +242,7 @@ def encode_comments(tokenizer: Any, texts: Sequence[str], max_length: int, add_e
 def build_dataset(comments: Sequence[Comment], tokenizer: Any, concepts: Sequence[EmotionConcept],
                   label_rate: float, max_length: int = 64, scheme: LabelScheme = "visit", seed: int = 0,
                   word_lists: Mapping[str, Sequence[str]] | None = None, add_eos: bool = True,
-                  replay: int = 0) -> Any:
+                  replay: int = 0, extra: Mapping[str, Sequence[Any]] | None = None) -> Any:
     """A `datasets.Dataset` ready for `AnchorDataCollator`: tokens, label probabilities, exact labels.
 
     Columns: `input_ids`, `attention_mask`, `text_span` (`[0, n)` over the comment's own
@@ -263,6 +263,8 @@ def build_dataset(comments: Sequence[Comment], tokenizer: Any, concepts: Sequenc
         replay: append every comment with a label probability > 0 this many extra times. With the
             `subset` scheme this replays the few labelled comments, as many epochs would, within a
             short run; the label rate (share of the concept's comments ever labelled) is unchanged.
+        extra: more columns, one value per comment (e.g. a destination's label probabilities); they
+            follow the replayed rows but do not choose them.
     """
     import datasets
 
@@ -300,6 +302,11 @@ def build_dataset(comments: Sequence[Comment], tokenizer: Any, concepts: Sequenc
             columns[concept.column] = rows
         else:
             columns[concept.column] = probs
+    for name, values in (extra or {}).items():
+        if name in columns or len(values) != len(texts):
+            raise AnchorDataError(f"`extra` column {name!r} must be new and hold one value per comment ({len(texts)}), "
+                                  f"got {len(values)} values{' for an existing column' if name in columns else ''}")
+        columns[name] = list(values)
     if isinstance(replay, bool) or not isinstance(replay, int) or replay < 0:
         raise AnchorDataError(f"`replay` must be an int >= 0, got {replay!r}")
     if replay:

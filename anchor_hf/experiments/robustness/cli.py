@@ -3,9 +3,9 @@
     anchor-hf robustness --data colour --concept red --data-dir ../shared/datasets/colornames \
         --model M/anchored_seed0 --control M/control_seed0 --never M/neversaw_seed0 --out OUT
 
-Compares four arms (anchored + ablation, anchored + suppression, control + post-hoc
-ablation, never-saw-it) under three attacks (`anchor_hf.experiments.robustness`) and writes
-report.md, report.json, summary.json and figures into OUT. Give `--model`, `--control`
+Compares five arms (anchored + ablation, anchored + redirect_weights to its destination,
+anchored + suppression, control + post-hoc ablation, never-saw-it) under three attacks
+(`anchor_hf.experiments.robustness`) and writes report.md, report.json, summary.json and figures into OUT. Give `--model`, `--control`
 and `--never` several folders each (one per seed, in the same order) for medians over
 seeds. Every argument is checked before any model is loaded.
 """

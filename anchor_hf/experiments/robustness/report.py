@@ -18,12 +18,13 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from anchor_hf.probes.report import markdown_table, write_json, write_report as write_files
-from .arms import ARMS
+from .arms import ARMS, REMOVALS
 from .runner import SUMMARY_KEYS, summary_of
 from .stats import median
 
-COLOURS = {"ablated": "C0", "suppressed": "C1", "posthoc": "C2", "never": "C3", "anchored": "C7", "control": "C5"}
-PROBE_MARGIN = 0.05  # target: the ablated model's max probe AUROC within 0.05 of the never-saw model's
+COLOURS = {"ablated": "C0", "suppressed": "C1", "posthoc": "C2", "never": "C3", "anchored": "C7", "control": "C5",
+           "redirected": "C4"}
+PROBE_MARGIN = 0.05  # target: a removed model's max probe AUROC within 0.05 of the never-saw model's
 
 
 def _inf(value: float | None) -> float:
@@ -58,28 +59,33 @@ def _no_faster(steps: float, never: float) -> bool:
 
 
 def checks(summary: dict[str, Any], per_triple: Sequence[dict[str, Any]], budget: int) -> list[list[str]]:
-    """Rows (target, measured, verdict) of the two robustness targets, each with a second view."""
+    """Rows (target, measured, verdict) of the two robustness targets, each with a second view, per permanent removal."""
+    return [row for arm in REMOVALS for row in _removal_checks(arm, summary, per_triple, budget)]
+
+
+def _removal_checks(arm: str, summary: dict[str, Any], per_triple: Sequence[dict[str, Any]],
+                    budget: int) -> list[list[str]]:
+    """The probe and relearning targets for one removal arm (`ablated` or `redirected`)."""
     never = summary["probe_auroc_max_never"]
-    gap = summary["probe_auroc_max_ablated"] - never
+    gap = summary[f"probe_auroc_max_{arm}"] - never
     headroom = _over(per_triple, lambda r: r["references"]["anchored"]["probe_auroc_max"]) - never
-    se = _over(per_triple, lambda r: r["arms"]["ablated"]["probe_auroc_max_se"])
+    se = _over(per_triple, lambda r: r["arms"][arm]["probe_auroc_max_se"])
     probe_ok = "yes" if gap <= PROBE_MARGIN else "no"
     if headroom <= PROBE_MARGIN:
         probe_ok += " (uninformative: the unedited anchored model is itself within the margin)"
-    slower = _no_faster(_inf(summary["relearn_half_steps_ablated"]), _inf(summary["relearn_half_steps_never"]))
+    slower = _no_faster(_inf(summary[f"relearn_half_steps_{arm}"]), _inf(summary["relearn_half_steps_never"]))
     largest = _largest(per_triple)
-    level = {arm: median([s for x in largest for s in x["arms"][arm]["steps_to_never_half_level"]])
-             for arm in ("ablated", "never")}
-    level_ok = _no_faster(level["ablated"], level["never"])
+    level = {a: median([s for x in largest for s in x["arms"][a]["steps_to_never_half_level"]]) for a in (arm, "never")}
+    level_ok = _no_faster(level[arm], level["never"])
     return [
-        ["ablated max probe AUROC within 0.05 of never-saw-it",
-         f"{summary['probe_auroc_max_ablated']:.3f} ± {se:.3f} vs {never:.3f} ({gap:+.3f}; post-hoc "
+        [f"{arm} max probe AUROC within 0.05 of never-saw-it",
+         f"{summary[f'probe_auroc_max_{arm}']:.3f} ± {se:.3f} vs {never:.3f} ({gap:+.3f}; post-hoc "
          f"{summary['probe_auroc_max_posthoc'] - never:+.3f}; unedited anchored {headroom:+.3f})", probe_ok],
-        ["ablated relearns no faster than 2x never-saw-it: half of its own gap (target metric)",
-         f"{_steps(summary['relearn_half_steps_ablated'])} vs {_steps(summary['relearn_half_steps_never'])} steps "
+        [f"{arm} relearns no faster than 2x never-saw-it: half of its own gap (target metric)",
+         f"{_steps(summary[f'relearn_half_steps_{arm}'])} vs {_steps(summary['relearn_half_steps_never'])} steps "
          f"(post-hoc {_steps(summary['relearn_half_steps_posthoc'])}; budget {budget})", "yes" if slower else "no"],
         ["... the same on one absolute level: steps to the never-saw model's half-gap loss",
-         f"{_steps(level['ablated'])} vs {_steps(level['never'])} steps", "yes" if level_ok else "no"],
+         f"{_steps(level[arm])} vs {_steps(level['never'])} steps", "yes" if level_ok else "no"],
     ]
 
 

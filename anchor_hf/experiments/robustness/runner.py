@@ -1,4 +1,4 @@
-"""Run the three attacks on the four arms and collect every number the report shows.
+"""Run the three attacks on the five arms and collect every number the report shows.
 
 `check_triple` validates a model triple against its data before anything runs (so a long
 multi-seed run cannot fail at its last triple on a typo). Each arm is built once for the
@@ -220,7 +220,8 @@ def _cos_with_anchor(direction: torch.Tensor, cfg: AnchorConfig, concept: str) -
 
 SUMMARY_KEYS = ("concept", "relearn_half_steps_ablated", "relearn_half_steps_posthoc", "relearn_half_steps_never",
                 "probe_auroc_max_ablated", "probe_auroc_max_posthoc", "probe_auroc_max_never",
-                "fingerprint_pvalue_ablated")
+                "fingerprint_pvalue_ablated", "relearn_half_steps_redirected", "probe_auroc_max_redirected",
+                "fingerprint_pvalue_redirected")
 
 
 def summary_of(results: dict[str, Any]) -> dict[str, Any]:
@@ -234,4 +235,7 @@ def summary_of(results: dict[str, Any]) -> dict[str, Any]:
             "probe_auroc_max_ablated": arms["ablated"]["probe_auroc_max"],
             "probe_auroc_max_posthoc": arms["posthoc"]["probe_auroc_max"],
             "probe_auroc_max_never": arms["never"]["probe_auroc_max"],
-            "fingerprint_pvalue_ablated": arms["ablated"]["fingerprint"]["pvalue"]}
+            "fingerprint_pvalue_ablated": arms["ablated"]["fingerprint"]["pvalue"],
+            "relearn_half_steps_redirected": largest["redirected"]["half_steps_median"],
+            "probe_auroc_max_redirected": arms["redirected"]["probe_auroc_max"],
+            "fingerprint_pvalue_redirected": arms["redirected"]["fingerprint"]["pvalue"]}

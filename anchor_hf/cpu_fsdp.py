@@ -41,7 +41,7 @@ def enable_fsdp_on_cpu(training_args: Any) -> bool:
     """
     if not fsdp_requested():
         return False
-    training_args.world_size  # noqa: B018 - reading it sets up accelerate's process state
+    _ = training_args.world_size  # reading it sets up accelerate's process state
     from accelerate.state import AcceleratorState, PartialState
     from accelerate.utils import DistributedType
 

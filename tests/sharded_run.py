@@ -21,6 +21,7 @@ import sys
 import torch
 from transformers import Trainer, TrainerCallback
 
+import anchor_hf.experiments  # noqa: F401  registers the synthetic dataset of the recipe
 from anchor_hf.commands.train import run
 from anchor_hf.interventions import ablate, steer, suppress
 from anchor_hf.train_args import parse_train_args

@@ -18,6 +18,7 @@ import pytest
 import torch
 import yaml
 
+import anchor_hf.experiments  # noqa: F401  registers the synthetic dataset of the recipe
 from anchor_hf.commands.train import build_model, run
 from anchor_hf.experiments.synthetic import synthetic_tokenizer
 from anchor_hf.train_args import parse_train_args

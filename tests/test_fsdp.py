@@ -16,6 +16,7 @@ import os
 import pytest
 import torch
 
+import anchor_hf.experiments  # noqa: F401  registers the synthetic dataset of the recipe
 from anchor_hf.commands.train import run
 from launch_utils import (ABORTS, COMMON, RECIPE, STEPS, WEIGHT_TOL, assert_same_steps, interventions_of, launch,
                           max_weight_diff, steps_of)

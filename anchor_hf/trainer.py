@@ -37,6 +37,7 @@ from .config import AnchorConfig
 from .cpu_fsdp import warn_if_fsdp_dropped
 from .errors import AnchorCheckpointError, AnchorConfigError, AnchorDataError
 from .faults import NonFiniteWatch, check_gradient, nonfinite_error
+from .places import warn_outlier_places
 from .regularizer import AnchorRegularizer, AnchorWeights
 from .routing import GradientRouter
 from .schedules import DoseMeter, schedule_factor
@@ -157,6 +158,7 @@ class AnchorTrainerMixin(AnchorDataMixin, AnchorCheckpointMixin):
                                           num_items_in_batch=num_items_in_batch)
         loss, outputs = result if return_outputs else (result, None)
         self._check_state_width(capture.states)
+        self._check_place_scales(model, capture.states, anchor)
         loss = self.add_anchor_term(model, loss, capture.states, anchor, num_items_in_batch)
         return (loss, outputs) if return_outputs else loss
 
@@ -245,6 +247,18 @@ class AnchorTrainerMixin(AnchorDataMixin, AnchorCheckpointMixin):
                     f"anchored module {name!r} outputs states of width {state.shape[-1]}, but the anchor config "
                     f"is for hidden size {width}; set `AnchorConfig.hidden_size` to the width of that site")
         self._anchor_width_checked = True
+
+    def _check_place_scales(self, model: torch.nn.Module, states: list[torch.Tensor], anchor: dict[str, Any]) -> None:
+        """Once, on the first training step: warn if a concept's place has outlier scale on the model's states
+        (`places.warn_outlier_places`: on a pretrained model, `dims=[i]` may be a massive-activation axis)."""
+        if getattr(self, "_anchor_scales_checked", False) or not model.training or self.state.global_step > 0:
+            return
+        self._anchor_scales_checked = True
+        live = masks_from_batch(anchor).live.bool()
+        flat = {name: (s.detach()[live] if s.dim() == 3 and tuple(s.shape[:2]) == tuple(live.shape)
+                       else s.detach().reshape(-1, s.shape[-1])) for name, s in zip(self._anchor_names, states)}
+        bases = dict(zip([c.name for c in self.anchor_config.concepts], self._anchor_regularizer.bases))
+        warn_outlier_places(flat, bases)
 
     def _raise_if_nonfinite(self) -> None:
         """Stop with the concept, layer and step of the first non-finite anchor term (`faults.NonFiniteWatch`)."""

@@ -18,7 +18,7 @@ from .experiments import COMMAND_MODULES as EXPERIMENT_COMMANDS
 
 # modules whose `register(subparsers)` adds a sub-command: the library's first, then the experiments'
 COMMAND_MODULES = ("anchor_hf.commands.train", "anchor_hf.commands.probe", "anchor_hf.commands.convert_gguf",
-                   *EXPERIMENT_COMMANDS)
+                   "anchor_hf.commands.export_control_vector", *EXPERIMENT_COMMANDS)
 
 
 def make_parser() -> argparse.ArgumentParser:

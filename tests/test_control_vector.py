@@ -9,6 +9,7 @@ from anchor_hf import AnchorConfig, ConceptAnchor
 from anchor_hf.cli import main
 from anchor_hf.control_vector import AnchorExportError, control_vector, write_control_vector
 from anchor_hf.interventions import steer
+from anchor_hf.places import random_direction
 from tiny import WIDTH, make_model, make_tokenizer
 
 gguf = pytest.importorskip("gguf")
@@ -16,8 +17,8 @@ TEXTS = ["w2 w3 w4 w5 w6 w7", "w10 w11 w12", "w20 w30 w40 w50 w60"]
 
 
 def config(layers=(1, 2)) -> AnchorConfig:
-    v = torch.randn(WIDTH, generator=torch.Generator().manual_seed(3))
-    return AnchorConfig(layers=list(layers), concepts=[ConceptAnchor(name="red", vector=v.tolist()),
+    v = random_direction(WIDTH, 3, avoid=[2, 5])  # orthogonal to the subspace concept's place
+    return AnchorConfig(layers=list(layers), concepts=[ConceptAnchor(name="red", vector=v),
                                                        ConceptAnchor(name="vivid", dims=[2, 5])])
 
 

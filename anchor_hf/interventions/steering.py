@@ -1,4 +1,4 @@
-"""`steer`: push the hidden states along a concept's direction (METHOD.md §5, additive steering).
+"""`steer`: push the hidden states along a concept's direction (docs/method.md §5, additive steering).
 
     with steer(model, cfg, "anger", 0.1):                                # every anchored layer, every position
         ...

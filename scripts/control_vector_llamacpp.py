@@ -13,7 +13,7 @@ own unsteered greedy answers (teacher-forced): how far each runtime's next-token
 moves (KL unsteered ‖ steered), how close the two steered distributions are to each other
 (KL, top-1 agreement, top-10 overlap) against the unsteered gap between the runtimes (4-bit
 llama.cpp against the de-quantized float32 HF model), and — as the check of the block
-indexing — the same with the vector one block later in llama.cpp (`direction.{N+1}`).
+indexing — the same with llama.cpp's vector one block before or after the exported ones.
 """
 
 from __future__ import annotations
@@ -54,16 +54,20 @@ def command_line(args: argparse.Namespace) -> str:
     return shlex.join(parts)
 
 
-def cvec_buffer(path: str, n_embd: int, shift: int = 0) -> np.ndarray:
+def cvec_buffer(path: str, n_embd: int, n_layer: int, shift: int = 0) -> np.ndarray:
     """The buffer llama.cpp's loader builds from a control-vector file: block N at offset (N − 1)·n_embd.
 
+    It always covers blocks 1 .. n_layer − 1: `llama_set_adapter_cvec` only overwrites the blocks
+    a buffer reaches, so a shorter buffer would leave an earlier vector's later blocks in place.
     `shift` moves every direction that many blocks later (the indexing check).
     """
     import gguf
 
     tensors = {int(t.name.split(".")[1]) + shift: np.asarray(t.data, dtype=np.float32)
                for t in gguf.GGUFReader(path).tensors}
-    data = np.zeros(n_embd * max(tensors), dtype=np.float32)
+    if not 1 <= min(tensors) <= max(tensors) < n_layer:
+        raise ValueError(f"blocks {sorted(tensors)} are outside the 1 .. {n_layer - 1} llama.cpp can steer")
+    data = np.zeros(n_embd * (n_layer - 1), dtype=np.float32)
     for block, vector in tensors.items():
         data[(block - 1) * n_embd:block * n_embd] += vector
     return data
@@ -73,9 +77,10 @@ class LlamaCpp:
     """The GGUF model in llama.cpp (via llama-cpp-python): next-token log-probabilities with a control vector."""
 
     def __init__(self, path: str) -> None:
-        from llama_cpp import Llama
+        import llama_cpp
 
-        self.llm = Llama(model_path=path, n_ctx=256, logits_all=True, n_threads=1, verbose=False)
+        self.llm = llama_cpp.Llama(model_path=path, n_ctx=256, logits_all=True, n_threads=1, verbose=False)
+        self.n_layer = int(llama_cpp.llama_model_n_layer(self.llm.model))
 
     def set_vector(self, data: np.ndarray | None, strength: float = 1.0) -> None:
         import llama_cpp
@@ -86,8 +91,7 @@ class LlamaCpp:
         scaled = np.ascontiguousarray(data * strength, dtype=np.float32)
         self._keep = scaled  # llama.cpp copies it, but keep it alive through the call
         pointer = scaled.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
-        n_layer = llama_cpp.llama_model_n_layer(self.llm.model)
-        if llama_cpp.llama_set_adapter_cvec(self.llm.ctx, pointer, scaled.size, self.llm.n_embd(), 1, n_layer):
+        if llama_cpp.llama_set_adapter_cvec(self.llm.ctx, pointer, scaled.size, self.llm.n_embd(), 1, self.n_layer):
             raise RuntimeError("llama_set_adapter_cvec refused the control vector")
 
     def continuation_logprobs(self, sequence: torch.Tensor, prompt_length: int) -> torch.Tensor:
@@ -100,15 +104,19 @@ class LlamaCpp:
 
 
 def compare(p_hf: torch.Tensor, q_hf: torch.Tensor, p_cpp: torch.Tensor, q_cpp: torch.Tensor,
-            q_shifted: torch.Tensor) -> dict[str, float]:
-    """Per dose: how far each runtime moves, and how close the two steered distributions are (all `[N, V]`)."""
+            q_earlier: torch.Tensor, q_later: torch.Tensor) -> dict[str, float]:
+    """Per dose: how far each runtime moves, and how close the two steered distributions are (all `[N, V]`).
+
+    `q_earlier` / `q_later`: llama.cpp with every direction one block earlier / later than exported.
+    """
     top_hf, top_cpp = q_hf.topk(10, -1).indices, q_cpp.topk(10, -1).indices
     overlap = [len(set(a.tolist()) & set(b.tolist())) / 10 for a, b in zip(top_hf, top_cpp)]
     moved_hf, moved_cpp = kl_divergence(p_hf, q_hf), kl_divergence(p_cpp, q_cpp)
     return {"kl_moved_hf": float(moved_hf.mean()), "kl_moved_llamacpp": float(moved_cpp.mean()),
             "moved_correlation": float(torch.corrcoef(torch.stack([moved_hf, moved_cpp]))[0, 1]),
             "kl_hf_to_llamacpp": float(kl_divergence(q_hf, q_cpp).mean()),
-            "kl_hf_to_llamacpp_next_block": float(kl_divergence(q_hf, q_shifted).mean()),
+            "kl_hf_to_llamacpp_block_before": float(kl_divergence(q_hf, q_earlier).mean()),
+            "kl_hf_to_llamacpp_block_after": float(kl_divergence(q_hf, q_later).mean()),
             "top1_agreement": float((q_hf.argmax(-1) == q_cpp.argmax(-1)).double().mean()),
             "top10_overlap": float(np.mean(overlap))}
 
@@ -118,23 +126,23 @@ def measure(model: Any, cpp: LlamaCpp, cfg: Any, vector: Any, path: str, doses: 
     """Unsteered gap between the runtimes, and `compare` at every dose (llama.cpp strength = dose)."""
     from anchor_hf.interventions import steer
 
-    buffer, shifted = cvec_buffer(path, cpp.llm.n_embd()), cvec_buffer(path, cpp.llm.n_embd(), shift=1)
+    buffers = {shift: cvec_buffer(path, cpp.llm.n_embd(), cpp.n_layer, shift) for shift in (-1, 0, 1)}
     cpp.set_vector(None)
     plain_hf = [continuation_logprobs(model, a, p.shape[1]) for p, a in zip(prompts, answers)]
     plain_cpp = [cpp.continuation_logprobs(a, p.shape[1]) for p, a in zip(prompts, answers)]
     p_hf, p_cpp = torch.cat(plain_hf), torch.cat(plain_cpp)
+    agree = float((p_hf.argmax(-1) == p_cpp.argmax(-1)).double().mean())
     out: dict[str, Any] = {"unsteered": {"kl_hf_to_llamacpp": float(kl_divergence(p_hf, p_cpp).mean()),
-                                         "top1_agreement": float((p_hf.argmax(-1) == p_cpp.argmax(-1)).double().mean())},
-                           "doses": {}}
+                                         "top1_agreement": agree}, "doses": {}}
     for dose in doses:
         per_block = {b: dose * float(d.norm()) for b, d in vector.directions.items()}  # the file holds dose 1
         with steer(model, cfg, "probe", per_block, mode="absolute"):
             q_hf = torch.cat([continuation_logprobs(model, a, p.shape[1]) for p, a in zip(prompts, answers)])
-        cpp.set_vector(shifted, dose)
-        q_shifted = torch.cat([cpp.continuation_logprobs(a, p.shape[1]) for p, a in zip(prompts, answers)])
-        cpp.set_vector(buffer, dose)
-        q_cpp = torch.cat([cpp.continuation_logprobs(a, p.shape[1]) for p, a in zip(prompts, answers)])
-        out["doses"][f"{dose:g}"] = compare(p_hf, q_hf, p_cpp, q_cpp, q_shifted)
+        q_cpp = {}
+        for shift, buffer in buffers.items():
+            cpp.set_vector(buffer, dose)
+            q_cpp[shift] = torch.cat([cpp.continuation_logprobs(a, p.shape[1]) for p, a in zip(prompts, answers)])
+        out["doses"][f"{dose:g}"] = compare(p_hf, q_hf, p_cpp, q_cpp[0], q_cpp[-1], q_cpp[1])
     cpp.set_vector(None)
     return out
 
@@ -143,8 +151,8 @@ def markdown(results: dict[str, Any]) -> str:
     from anchor_hf.probes.report import markdown_table
 
     rows = [[d, r["kl_moved_hf"], r["kl_moved_llamacpp"], r["moved_correlation"], r["kl_hf_to_llamacpp"],
-             r["kl_hf_to_llamacpp_next_block"], r["top1_agreement"], r["top10_overlap"]]
-            for d, r in results["doses"].items()]
+             r["kl_hf_to_llamacpp_block_before"], r["kl_hf_to_llamacpp_block_after"], r["top1_agreement"],
+             r["top10_overlap"]] for d, r in results["doses"].items()]
     u = results["unsteered"]
     return "\n".join([
         "# A control vector in llama.cpp against `steer` in transformers (SmolLM2-135M-Instruct)", "",
@@ -153,10 +161,11 @@ def markdown(results: dict[str, Any]) -> str:
         f"(top-1 agreement {u['top1_agreement']:.3g}): llama.cpp computes with the 4-bit weights and 8-bit "
         "activations, HF with the de-quantized float32 weights. Columns: mean KL(unsteered ‖ steered) in each "
         "runtime and the correlation of the two over answer positions; KL(HF steered ‖ llama.cpp steered) "
-        "with the vector at the same blocks and one block later in llama.cpp; top-1 agreement and top-10 "
-        f"overlap of the two steered distributions. Every metric is defined in the {results['glossary']}.", "",
+        "with llama.cpp's vector at the exported blocks, and (the indexing check) one block before or after "
+        "them; top-1 agreement and top-10 overlap of the two steered distributions at the exported blocks. "
+        f"Every metric is defined in the {results['glossary']}.", "",
         markdown_table(["dose c", "KL moved (HF)", "KL moved (llama.cpp)", "correlation", "KL HF ↔ llama.cpp",
-                        "KL HF ↔ llama.cpp, next block", "top-1 agreement", "top-10 overlap"], rows), "",
+                        "… block before", "… block after", "top-1 agreement", "top-10 overlap"], rows), "",
         "Typical norms s_N written into the file (median ‖h‖ of block N's output on the export text): "
         + ", ".join(f"block {b}: {n:.4g}" for b, n in results["typical_norms"].items()) + "."])
 
@@ -179,8 +188,11 @@ def main(args: argparse.Namespace) -> int:
     os.makedirs(args.out, exist_ok=True)
     path = write_control_vector(vector, os.path.join(args.out, "probe_direction.gguf"))
     answers = [greedy(model, ids, args.new_tokens) for ids in prompts]
-    results = measure(model, LlamaCpp(packaged_smollm2_gguf()), cfg, vector, path, list(args.doses), prompts,
-                      answers)
+    cpp = LlamaCpp(packaged_smollm2_gguf())
+    try:
+        results = measure(model, cpp, cfg, vector, path, list(args.doses), prompts, answers)
+    finally:
+        cpp.llm.close()  # free llama.cpp's model now, not in a destructor at interpreter exit
     results.update(command=command_line(args), model=folder, gguf=packaged_smollm2_gguf(),
                    layers=list(args.layers), typical_norms={str(b): n for b, n in vector.norms.items()},
                    glossary=glossary_link(args.out), prompts=list(PROMPTS[:args.prompts]))

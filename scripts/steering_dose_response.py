@@ -1,4 +1,4 @@
-"""What a steering dose does to SmolLM2-135M-Instruct: next-token KL against the dose, per choice of layers and positions.
+"""What a steering dose does to SmolLM2-135M-Instruct: next-token KL against the dose, per layers and positions.
 
     python scripts/steering_dose_response.py --out docs/reports/steering_smollm2
 

@@ -76,8 +76,8 @@ def test_entanglement_is_positive_for_overlapping_planted_features():
 def test_measure_entanglement_needs_each_concept_to_have_a_group():
     with pytest.raises(AnchorDataError, match="no group of their own"):
         measure_entanglement({"C": lambda: suppress(StateModel(), None, direction=torch.ones(D), layers=[0])},
-                             lambda: torch.zeros(2), {"A": torch.tensor([True, False]), "B": torch.tensor([False, True])},
-                             progress=False)
+                             lambda: torch.zeros(2), {"A": torch.tensor([True, False]),
+                                                      "B": torch.tensor([False, True])}, progress=False)
 
 
 def test_a_row_whose_own_change_is_within_noise_is_suppressed_not_reported_as_a_ratio():
@@ -94,7 +94,8 @@ def test_a_row_whose_own_change_is_within_noise_is_suppressed_not_reported_as_a_
     result = entanglement_from_examples(base, torch.stack([noisy, clear]), masks, own=[0, 1], resamples=100)
     assert result["suppressed"] == [True, False]
     assert result["own_change"][0] < result["floor"][0]  # the floor is what suppressed it
-    assert all(math.isnan(v) for v in result["matrix"][0]) and all(math.isnan(v) for v in sum(result["interval"][0], []))
+    assert all(math.isnan(v) for v in result["matrix"][0])
+    assert all(math.isnan(v) for v in sum(result["interval"][0], []))
     assert result["matrix"][1][1] == pytest.approx(1.0)
     low, high = result["interval"][1][0]
     assert low <= result["matrix"][1][0] <= high and high - low < 0.2  # a tight interval around a real ratio

@@ -88,7 +88,8 @@ def entanglement_from_examples(base: torch.Tensor, under: torch.Tensor, masks: t
     delta = per_group(changes, masks)
     own_change = delta[rows, own_index]
     suppressed = ~(own_change > torch.maximum(floors.nan_to_num(float("inf")), torch.tensor(1e-8)))
-    matrix = torch.where(suppressed.unsqueeze(-1), torch.full_like(delta, float("nan")), delta / own_change.unsqueeze(-1))
+    nan = torch.full_like(delta, float("nan"))
+    matrix = torch.where(suppressed.unsqueeze(-1), nan, delta / own_change.unsqueeze(-1))
     low, high = bootstrap_intervals(table, base.numel(), resamples, seed)
     interval = torch.stack([low, high], -1).masked_fill(suppressed.view(-1, 1, 1), float("nan"))  # [A, G, 2]
     return {"base": per_group(base, masks).tolist(), "under": per_group(under, masks).tolist(), "delta": delta.tolist(),

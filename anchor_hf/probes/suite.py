@@ -24,7 +24,6 @@ from torch import nn
 from ..binding import bind
 from ..config import AnchorConfig
 from ..geometry import concept_place
-from ..layers import named_sites, resolve_layers
 from .alignment import containment, direction_cosine, labelled_alignment, latch_mass, position_profile, retention
 from .detection import auroc, pool_alignment
 from .inputs import ProbeData, load_model_and_tokenizer, make_batches
@@ -93,7 +92,7 @@ class ProbeContext:
             self._states = states_of(self.model, self)
         return self._states
 
-    def with_model(self, model: nn.Module, tokenizer: Any) -> "ProbeContext":
+    def with_model(self, model: nn.Module, tokenizer: Any) -> ProbeContext:
         """The same config, concepts and data on another model (a control), with its own state cache."""
         return ProbeContext(model=model, tokenizer=tokenizer, cfg=self.cfg, concepts=self.concepts, data=self.data,
                             batch_size=self.batch_size, max_length=self.max_length, progress=self.progress)
@@ -141,10 +140,10 @@ def _alignment_entries(ctx: ProbeContext, concept: str, history: list[list[float
             "layer": ctx.layer_names[layer], "labelled": labelled,
             "unlabelled": labelled_alignment(cos, states.live, (~positive).float()),
             "containment": contained, "margin": labelled - contained,
-            "containment_interval": bootstrap_interval(lambda i: containment(cos[i], states.live[i]), n, resamples,
-                                                       seed),
+            "containment_interval": bootstrap_interval(lambda i, c=cos: containment(c[i], states.live[i]), n,
+                                                       resamples, seed),
             "margin_interval": bootstrap_interval(
-                lambda i: labelled_alignment(cos[i], states.live[i], w[i]) - containment(cos[i], states.live[i]),
+                lambda i, c=cos: labelled_alignment(c[i], states.live[i], w[i]) - containment(c[i], states.live[i]),
                 n, resamples, seed),
             "latch_mass": latch["mass"], "latch_chance": latch["chance"],
             "margins_over_checkpoints": margins, "retention": retention(margins) if history else math.nan,

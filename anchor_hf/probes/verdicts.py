@@ -91,8 +91,9 @@ def entanglement_verdicts(results: dict[str, Any]) -> dict[str, str]:
             out[concept] = (f"{concept}: removing it {what} by {abs(own):.3g} (noise floor {floor:.3g}): no "
                             "entanglement ratio can be read from this data.")
             continue
-        others = [(results["matrix"][a][g], results["interval"][a][g], name) for g, name in enumerate(groups)
-                  if name != concept and results["matrix"][a][g] is not None and not math.isnan(results["matrix"][a][g])]
+        row = results["matrix"][a]
+        others = [(row[g], results["interval"][a][g], name) for g, name in enumerate(groups)
+                  if name != concept and row[g] is not None and not math.isnan(row[g])]
         worst = max(others, key=lambda t: t[0], default=None)
         tail = f"; the most affected other group is {worst[2]} at {fmt(worst[0], worst[1])} of that" if worst else ""
         out[concept] = f"{concept}: removing it raises its own loss by {own:.3g} (noise floor {floor:.3g}){tail}."

@@ -63,21 +63,24 @@ def command_line(args: argparse.Namespace) -> str:
 
 def place_table(model: Any, layers: list[int], prompts: list[torch.Tensor], v: torch.Tensor,
                 seed: int) -> list[dict[str, Any]]:
-    """Per anchored layer: outlier axes, and scale and positive share of cos(h, ·) for three candidate places."""
+    """Per anchored layer: outlier axes, the first position's norm against the rest, and for three candidate
+    places their scale and the share of states with cos(h, ·) > 0."""
     from anchor_hf.places import axis_scale, live_states, outlier_axes, place_scale, random_direction
 
     width = v.numel()
     candidates = {"axis 0": torch.eye(width)[:, 0], "plain random": torch.tensor(random_direction(width, seed)),
                   "pretrained_direction": v}
-    rows = []
     states: dict[str, list[torch.Tensor]] = {}
-    for ids in prompts:
+    for ids in prompts:  # one prompt at a time: row t of its states is position t
         for name, s in live_states(model, layers, ids).items():
             states.setdefault(name, []).append(s)
+    rows = []
     for name, parts in states.items():
         s = torch.cat(parts)
         scale = axis_scale(s)
-        row: dict[str, Any] = {"layer": name, "outlier_axes": {int(a): float(scale[a]) for a in outlier_axes(s)[:4]}}
+        first = torch.stack([p[0].norm() / p[1:].norm(dim=-1).median() for p in parts])  # per prompt
+        row: dict[str, Any] = {"layer": name, "outlier_axes": {int(a): float(scale[a]) for a in outlier_axes(s)[:4]},
+                               "first_position_norm_ratio": float(first.mean())}
         for label, u in candidates.items():
             cos = (s @ u) / s.norm(dim=-1)
             row[label] = {"scale": place_scale(s, u.unsqueeze(1)), "positive_share": float((cos > 0).float().mean())}
@@ -173,9 +176,10 @@ def markdown(results: dict[str, Any]) -> str:
                               "last-block cos"], rows), "", "## Why a seeded direction clear of the outliers", ""]
     lines += [results["places_note"], ""]
     place_rows = [[r["layer"], ", ".join(f"{a} ({s:.0f}×)" for a, s in r["outlier_axes"].items()) or "none",
-                   *[r[k][m] for k in ("axis 0", "plain random", "pretrained_direction")
-                     for m in ("scale", "positive_share")]] for r in results["places"]]
-    lines += [markdown_table(["layer", "outlier axes (× median RMS)", "axis 0: scale", "axis 0: cos > 0",
+                   r["first_position_norm_ratio"], *[r[k][m] for k in ("axis 0", "plain random", "pretrained_direction")
+                                                     for m in ("scale", "positive_share")]] for r in results["places"]]
+    lines += [markdown_table(["layer", "outlier axes (× median RMS)", "first position ‖h‖ / median ‖h‖",
+                              "axis 0: scale", "axis 0: cos > 0",
                               "plain random: scale", "plain random: cos > 0", "pretrained_direction: scale",
                               "pretrained_direction: cos > 0"], place_rows), "", "## Greedy answers", ""]
     for sample in results["samples"]:
@@ -213,7 +217,9 @@ def main(args: argparse.Namespace) -> int:
         f"block {args.one_layer} alone; every position (prompt included, `positions='all'`) or only the "
         "answer tokens (`positions='generated'`). Relative mode: each steered block adds c·‖h‖·v̂.")
     results["places_note"] = (
-        "Measured on the prompts' states at each anchored block. *scale*: RMS of the states along the place "
+        "Measured on the prompts' states at each anchored block. *first position ‖h‖ / median ‖h‖*: the norm "
+        "of each prompt's first position (an attention sink) over the median norm of its other positions, "
+        "averaged over prompts: what `c·‖h‖` is there. *scale*: RMS of the states along the place "
         "over the median axis RMS (1 = an ordinary direction; `anchor_hf.places.place_scale`). *cos > 0*: the "
         "share of states with positive alignment — what `suppress(only_positive=True)` would edit there. "
         "A plain random direction leans on the outlier axes and the layers' mean state, so its alignment has "

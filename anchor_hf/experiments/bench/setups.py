@@ -56,7 +56,8 @@ def has_smollm2() -> bool:
 def build_model(name: str, seed: int = 0, lora: bool = False, path: str | None = None) -> torch.nn.Module:
     """The model `name` in float32 and train mode, wrapped in LoRA (r=8 on `q_proj`/`v_proj`: Llama-style) when `lora`.
 
-    SmolLM2 loads from `path` (a folder written by `anchor_hf.convert.convert_gguf`) when given, else from the GGUF file.
+    SmolLM2 loads from `path` (a folder written by `anchor_hf.convert.convert_gguf`) when given, else from the
+    GGUF file.
     """
     if name not in MODELS:
         raise AnchorConfigError(f"`model` must be one of {list(MODELS)}, got {name!r}")

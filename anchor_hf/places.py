@@ -46,8 +46,8 @@ def random_direction(hidden_size: int, seed: int = 0, *, avoid: Sequence[int] = 
     the span of the rows of `orthogonal_to` (`[m, D]`, e.g. mean states) projected out,
     then normalized. With neither, the same seed gives the same vector on every machine.
     """
-    if isinstance(hidden_size, bool) or not isinstance(hidden_size, int) or hidden_size < 2:
-        raise AnchorConfigError(f"`hidden_size` must be an int >= 2, got {hidden_size!r}")
+    if isinstance(hidden_size, bool) or not isinstance(hidden_size, int) or hidden_size < 1:
+        raise AnchorConfigError(f"`hidden_size` must be an int >= 1, got {hidden_size!r}")
     bad = [a for a in avoid if isinstance(a, bool) or not isinstance(a, int) or not 0 <= a < hidden_size]
     if bad:
         raise AnchorConfigError(f"`avoid` must hold axes in 0..{hidden_size - 1}, got {bad}")

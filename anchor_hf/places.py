@@ -14,14 +14,16 @@ share a large mean. Two defaults that are harmless in a model trained from scrat
 `pretrained_direction` measures the model's states at the anchored layers and draws a seeded
 random unit vector with no component on any outlier axis and none along any layer's mean
 state, so `cos(h, v)` is centred at every anchored layer before training;
-`warn_outlier_places` (called by the trainer on its first step) warns when a concept's place
-has outlier scale on the states it is about to be trained on.
+`warn_outlier_places` warns when a concept's place has outlier scale on the states it is about
+to be trained on: the trainer takes `place_statistics` on its first step (without a host sync)
+and warns when it first logs.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -86,10 +88,8 @@ def place_scale(states: torch.Tensor, basis: torch.Tensor) -> float:
     About 1 for a direction the states do not favour, `axis_scale[i]` for the axis `i`, and
     large for a random direction that leans on an outlier axis.
     """
-    states = states.detach().float()
-    rms = states.pow(2).mean(0).sqrt().median().clamp_min(EPS)
-    along = (states @ basis.to(states.device, torch.float32)).pow(2).mean().sqrt()  # mean over N and k
-    return float(along / rms)
+    stats = place_statistics({"": states}, {"": basis})
+    return float(stats.along_rms[0, 0] / stats.axis_rms[0].median().clamp_min(EPS))
 
 
 def live_states(model: nn.Module, layers: Sequence[int | str], input_ids: torch.Tensor,
@@ -118,27 +118,71 @@ def pretrained_direction(model: nn.Module, layers: Sequence[int | str], input_id
     return random_direction(width, seed, avoid=avoid, orthogonal_to=means)
 
 
-def warn_outlier_places(states: Mapping[str, torch.Tensor], bases: Mapping[str, torch.Tensor],
-                        factor: float = OUTLIER_FACTOR) -> list[str]:
-    """Warn (`AnchorScaleWarning`) for every concept whose place has outlier scale at a layer; returns the messages.
+@dataclass(frozen=True)
+class PlaceStats:
+    """The RMS of some states per axis and along each concept's place, per layer (tensors on the states' device).
 
-    Args:
-        states: layer name -> live states `[N, D]` (of the model before anchoring changes it).
-        bases: concept name -> orthonormal basis `[D, k]` of its place.
-        factor: the outlier threshold, in multiples of the median axis RMS.
+    Attributes:
+        layers: layer names; concepts: concept names.
+        axis_rms: `[L, D]` each axis's RMS over the (live) states of each layer.
+        along_rms: `[C, L]` the RMS of the states along each concept's place (per direction of it).
     """
+
+    layers: list[str]
+    concepts: list[str]
+    axis_rms: torch.Tensor
+    along_rms: torch.Tensor
+
+
+def place_statistics(states: Mapping[str, torch.Tensor], bases: Mapping[str, torch.Tensor],
+                     live: torch.Tensor | None = None) -> PlaceStats:
+    """`PlaceStats` of states `[..., D]` per layer, with tensor operations only.
+
+    No value is read back to the host (no `.item()`, no boolean indexing), so a trainer can
+    take them inside a training step on a GPU and read them once, when it logs. `live`
+    (`[...]`, e.g. `[B, T]`) weighs the states; without it, or where its shape does not fit, all count.
+    """
+    axis, along = [], []
+    for s in states.values():
+        h = s.detach().float()
+        w = live.to(h.device, torch.float32) if live is not None and live.shape == h.shape[:-1] \
+            else torch.ones(h.shape[:-1], device=h.device)
+        w = w.unsqueeze(-1)  # [..., 1]
+        count = w.sum().clamp_min(1.0)
+        axis.append(((w * h.pow(2)).reshape(-1, h.shape[-1]).sum(0) / count).sqrt())  # [D]
+        along.append(torch.stack([((w * (h @ b.to(h.device, torch.float32)).pow(2)).sum() / (count * b.shape[1])
+                                   ).sqrt() for b in bases.values()]))  # [C]
+    return PlaceStats(layers=list(states), concepts=list(bases), axis_rms=torch.stack(axis),
+                      along_rms=torch.stack(along, 1))
+
+
+def outlier_place_messages(stats: PlaceStats, factor: float = OUTLIER_FACTOR) -> list[str]:
+    """One message per concept and layer whose place scale (along RMS / median axis RMS) is at least `factor`."""
+    axis_rms, along_rms = stats.axis_rms.cpu(), stats.along_rms.cpu()
     messages = []
-    for layer, s in states.items():
-        for concept, basis in bases.items():
-            scale = place_scale(s, basis)
+    for j, layer in enumerate(stats.layers):
+        median = axis_rms[j].median().clamp_min(EPS)
+        scale_axes = axis_rms[j] / median
+        top = [int(a) for a in torch.argsort(scale_axes, descending=True)[:3] if scale_axes[a] >= factor]
+        for i, concept in enumerate(stats.concepts):
+            scale = float(along_rms[i, j] / median)
             if scale < factor:
                 continue
-            axes = ", ".join(f"{a} ({float(axis_scale(s)[a]):.0f}×)" for a in outlier_axes(s, factor)[:3])
+            axes = ", ".join(f"{a} ({float(scale_axes[a]):.0f}×)" for a in top)
             messages.append(
                 f"concept {concept!r} at {layer!r}: the states' RMS along its place is {scale:.0f}× the median axis "
                 f"RMS (outlier scale: ≥ {factor:g}×); this model's outlier axes there: {axes or 'none'}. Anchoring "
                 "there fights the model's massive activations, and suppress/steer along it act on them; anchor a "
                 "direction clear of them instead: anchor_hf.places.pretrained_direction(model, layers, input_ids)")
+    return messages
+
+
+def warn_outlier_places(stats: PlaceStats, factor: float = OUTLIER_FACTOR) -> list[str]:
+    """Warn (`AnchorScaleWarning`) for every concept whose place has outlier scale at a layer; returns the messages.
+
+    `stats` come from `place_statistics` on the states of the model before anchoring changes it.
+    """
+    messages = outlier_place_messages(stats, factor)
     for message in messages:
         warnings.warn(message, AnchorScaleWarning, stacklevel=2)
     return messages

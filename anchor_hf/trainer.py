@@ -37,7 +37,7 @@ from .config import AnchorConfig
 from .cpu_fsdp import warn_if_fsdp_dropped
 from .errors import AnchorCheckpointError, AnchorConfigError, AnchorDataError
 from .faults import NonFiniteWatch, check_gradient, nonfinite_error
-from .places import warn_outlier_places
+from .places import place_statistics, warn_outlier_places
 from .regularizer import AnchorRegularizer, AnchorWeights
 from .routing import GradientRouter
 from .schedules import DoseMeter, schedule_factor
@@ -249,16 +249,15 @@ class AnchorTrainerMixin(AnchorDataMixin, AnchorCheckpointMixin):
         self._anchor_width_checked = True
 
     def _check_place_scales(self, model: torch.nn.Module, states: list[torch.Tensor], anchor: dict[str, Any]) -> None:
-        """Once, on the first training step: warn if a concept's place has outlier scale on the model's states
-        (`places.warn_outlier_places`: on a pretrained model, `dims=[i]` may be a massive-activation axis)."""
+        """Once, on the first training step: measure each concept's place scale on the model's states, on the
+        device; `log` reads it and warns (`places.warn_outlier_places`: on a pretrained model, `dims=[i]` may
+        be a massive-activation axis)."""
         if getattr(self, "_anchor_scales_checked", False) or not model.training or self.state.global_step > 0:
             return
         self._anchor_scales_checked = True
-        live = masks_from_batch(anchor).live.bool()
-        flat = {name: (s.detach()[live] if s.dim() == 3 and tuple(s.shape[:2]) == tuple(live.shape)
-                       else s.detach().reshape(-1, s.shape[-1])) for name, s in zip(self._anchor_names, states)}
         bases = dict(zip([c.name for c in self.anchor_config.concepts], self._anchor_regularizer.bases))
-        warn_outlier_places(flat, bases)
+        self._anchor_place_stats = place_statistics(dict(zip(self._anchor_names, states)), bases,
+                                                    masks_from_batch(anchor).live)
 
     def _raise_if_nonfinite(self) -> None:
         """Stop with the concept, layer and step of the first non-finite anchor term (`faults.NonFiniteWatch`)."""
@@ -301,6 +300,9 @@ class AnchorTrainerMixin(AnchorDataMixin, AnchorCheckpointMixin):
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         # Average what compute_loss collected since the last log, across steps and processes.
         self._raise_if_nonfinite()  # the flag is read here, where logging syncs anyway
+        if getattr(self, "_anchor_place_stats", None) is not None:  # measured on the first step, read once here
+            warn_outlier_places(self._anchor_place_stats)
+            self._anchor_place_stats = None
         mode = "train" if self.model.training else "eval"
         metrics = self._anchor_metrics[mode]
         weight_log = self._anchor_weight_log[mode]

@@ -12,7 +12,7 @@ import torch
 from anchor_hf import AnchorConfig, ConceptAnchor
 from anchor_hf.errors import AnchorConfigError
 from anchor_hf.places import (AnchorScaleWarning, axis_scale, live_states, outlier_axes, place_scale,
-                              pretrained_direction, random_direction, warn_outlier_places)
+                              place_statistics, pretrained_direction, random_direction, warn_outlier_places)
 from tiny import WIDTH, make_model, make_tokenizer
 from trainer_utils import anchored_trainer, exact_rows, sgd_args
 
@@ -71,8 +71,22 @@ def test_warn_outlier_places_names_the_concept_the_layer_and_the_axis():
     states = {"model.layers.0": live_states(massive_model(), [0], ids())["model.layers.0"]}
     bases = {"on_axis": torch.eye(WIDTH)[:, [MASSIVE]], "clear": torch.eye(WIDTH)[:, [5]]}
     with pytest.warns(AnchorScaleWarning, match=r"concept 'on_axis' at 'model.layers.0'.*outlier axes there: 3 \("):
-        messages = warn_outlier_places(states, bases)
+        messages = warn_outlier_places(place_statistics(states, bases))
     assert len(messages) == 1  # the clear axis is not warned about
+
+
+def test_place_statistics_of_padded_batches_count_only_live_positions():
+    """[B, T, D] states with a live mask give the statistics of the live states alone (pads can be huge)."""
+    g = torch.Generator().manual_seed(2)
+    h = torch.randn(3, 5, WIDTH, generator=g)
+    live = torch.ones(3, 5, dtype=torch.bool)
+    live[0, 3:] = False
+    h[~live] = 1e4  # what a padded position may hold
+    basis = torch.eye(WIDTH)[:, [1]]
+    masked = place_statistics({"l": h}, {"c": basis}, live)
+    alone = place_statistics({"l": h[live]}, {"c": basis})
+    torch.testing.assert_close(masked.axis_rms, alone.axis_rms)
+    torch.testing.assert_close(masked.along_rms, alone.along_rms)
 
 
 def test_trainer_warns_on_its_first_step_when_an_anchored_axis_is_a_massive_activation(tmp_path):

@@ -26,7 +26,6 @@ The file states `c`, the blocks and every `s_N` in its `anchor_hf.*` metadata.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -36,6 +35,7 @@ from torch import nn
 from .binding import bind
 from .config import AnchorConfig
 from .errors import AnchorError
+from .io import atomic_path
 from .layers import block_lists, guess_block_prefix, resolve_layers
 from .places import live_states
 
@@ -122,8 +122,7 @@ def write_control_vector(vector: ControlVector, path: str) -> str:
     """Write `vector` as a llama.cpp control-vector GGUF file at `path` (atomically); returns `path`."""
     import gguf
 
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
+    with atomic_path(path, suffix=".gguf") as tmp:
         writer = gguf.GGUFWriter(tmp, ARCHITECTURE)
         writer.add_string(f"{ARCHITECTURE}.model_hint", vector.model_hint)
         writer.add_uint32(f"{ARCHITECTURE}.layer_count", len(vector.directions))
@@ -139,8 +138,4 @@ def write_control_vector(vector: ControlVector, path: str) -> str:
         writer.write_kv_data_to_file()
         writer.write_tensors_to_file()
         writer.close()
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path

@@ -38,7 +38,7 @@ def register(subparsers: Any) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from ..control_vector import DEFAULT_TEXT, control_vector, write_control_vector
-    from ..probes.inputs import check_concepts, check_model_folder, load_anchor_config, load_model
+    from ..probes.inputs import check_concepts, check_model_folder, load_anchor_config, load_model_and_tokenizer
 
     check_model_folder(args.model)
     cfg, cfg_file = load_anchor_config(args.model, args.anchor_config)
@@ -47,7 +47,7 @@ def main(args: argparse.Namespace) -> int:
     if args.text is not None:
         with open(args.text, encoding="utf-8") as f:
             texts = tuple(line.strip() for line in f if line.strip())
-    model, tokenizer = load_model(args.model, "cpu")
+    model, tokenizer = load_model_and_tokenizer(args.model, "cpu")
     vector = control_vector(model, tokenizer, cfg, args.concept, dose=args.dose, layers=args.layers, texts=texts)
     write_control_vector(vector, args.out)
     scales = ", ".join(f"direction.{b}: {vector.dose:g} × {vector.norms[b]:.4g}" for b in sorted(vector.norms))

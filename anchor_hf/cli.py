@@ -17,7 +17,8 @@ from importlib import import_module
 from .experiments import COMMAND_MODULES as EXPERIMENT_COMMANDS
 
 # modules whose `register(subparsers)` adds a sub-command: the library's first, then the experiments'
-COMMAND_MODULES = ("anchor_hf.commands.train", "anchor_hf.commands.probe", *EXPERIMENT_COMMANDS)
+COMMAND_MODULES = ("anchor_hf.commands.train", "anchor_hf.commands.probe", "anchor_hf.commands.convert_gguf",
+                   "anchor_hf.commands.export_control_vector", *EXPERIMENT_COMMANDS)
 
 
 def make_parser() -> argparse.ArgumentParser:

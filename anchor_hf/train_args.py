@@ -98,7 +98,7 @@ class AnchorArguments:
 
         Args:
             hidden_size: the model's width, needed only when a concept's `vector` is a seeded
-                random direction (`{random_seed: N}`, see `random_vector`).
+                random direction (`{random_seed: N}`, see `places.random_direction`).
         """
         value = self.anchor_config
         if value is None:
@@ -130,21 +130,15 @@ class AnchorArguments:
         return any(isinstance(c, dict) and isinstance(c.get("vector"), dict) for c in concepts)
 
 
-def random_vector(hidden_size: int, seed: int) -> list[float]:
-    """A unit vector drawn from N(0, I) with its own generator seeded by `seed`: `[hidden_size]` as a list.
-
-    Why: a pretrained model's residual axes carry outlier features, so anchoring a concept
-    to axis 0 lands it on one of them; a random direction has no such privilege. The seed
-    makes it the same on every run and every process.
-    """
-    import torch
-
-    v = torch.randn(hidden_size, generator=torch.Generator().manual_seed(seed))
-    return (v / v.norm()).tolist()
-
-
 def _with_random_vectors(mapping: dict[str, Any], hidden_size: int | None) -> dict[str, Any]:
-    """`mapping` with every concept `vector: {random_seed: N}` replaced by `random_vector(hidden_size, N)`."""
+    """`mapping` with every concept `vector: {random_seed: N}` replaced by `places.random_direction(hidden_size, N)`.
+
+    A seeded N(0, I) direction, the same on every run and process. On a pretrained model it
+    still leans on the outlier axes and the mean state (docs/reports/steering_smollm2/); a
+    direction measured clear of them is `places.pretrained_direction`, passed as a list.
+    """
+    from .places import random_direction  # torch only when a random direction is asked for
+
     concepts = mapping.get("concepts")
     if not isinstance(concepts, list):
         return mapping
@@ -159,7 +153,7 @@ def _with_random_vectors(mapping: dict[str, Any], hidden_size: int | None) -> di
             if hidden_size is None:
                 raise AnchorConfigError(f"`anchor_config.concepts[{i}].vector` = {{random_seed: {seed}}} is drawn at "
                                         "the model's width, which is not known here")
-            concept = {**concept, "vector": random_vector(hidden_size, seed)}
+            concept = {**concept, "vector": random_direction(hidden_size, seed)}
         out.append(concept)
     return {**mapping, "concepts": out}
 

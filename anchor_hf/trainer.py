@@ -37,6 +37,7 @@ from .config import AnchorConfig
 from .cpu_fsdp import warn_if_fsdp_dropped
 from .errors import AnchorCheckpointError, AnchorConfigError, AnchorDataError
 from .faults import NonFiniteWatch, check_gradient, nonfinite_error
+from .places import place_statistics, warn_outlier_places
 from .regularizer import AnchorRegularizer, AnchorWeights
 from .routing import GradientRouter
 from .schedules import DoseMeter, schedule_factor
@@ -157,6 +158,7 @@ class AnchorTrainerMixin(AnchorDataMixin, AnchorCheckpointMixin):
                                           num_items_in_batch=num_items_in_batch)
         loss, outputs = result if return_outputs else (result, None)
         self._check_state_width(capture.states)
+        self._check_place_scales(model, capture.states, anchor)
         loss = self.add_anchor_term(model, loss, capture.states, anchor, num_items_in_batch)
         return (loss, outputs) if return_outputs else loss
 
@@ -246,6 +248,17 @@ class AnchorTrainerMixin(AnchorDataMixin, AnchorCheckpointMixin):
                     f"is for hidden size {width}; set `AnchorConfig.hidden_size` to the width of that site")
         self._anchor_width_checked = True
 
+    def _check_place_scales(self, model: torch.nn.Module, states: list[torch.Tensor], anchor: dict[str, Any]) -> None:
+        """Once, on the first training step: measure each concept's place scale on the model's states, on the
+        device; `log` reads it and warns (`places.warn_outlier_places`: on a pretrained model, `dims=[i]` may
+        be a massive-activation axis)."""
+        if getattr(self, "_anchor_scales_checked", False) or not model.training or self.state.global_step > 0:
+            return
+        self._anchor_scales_checked = True
+        bases = dict(zip([c.name for c in self.anchor_config.concepts], self._anchor_regularizer.bases))
+        self._anchor_place_stats = place_statistics(dict(zip(self._anchor_names, states)), bases,
+                                                    masks_from_batch(anchor).live)
+
     def _raise_if_nonfinite(self) -> None:
         """Stop with the concept, layer and step of the first non-finite anchor term (`faults.NonFiniteWatch`)."""
         first = self._anchor_watch.first(self.accelerator)
@@ -287,6 +300,9 @@ class AnchorTrainerMixin(AnchorDataMixin, AnchorCheckpointMixin):
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         # Average what compute_loss collected since the last log, across steps and processes.
         self._raise_if_nonfinite()  # the flag is read here, where logging syncs anyway
+        if getattr(self, "_anchor_place_stats", None) is not None:  # measured on the first step, read once here
+            warn_outlier_places(self._anchor_place_stats)
+            self._anchor_place_stats = None
         mode = "train" if self.model.training else "eval"
         metrics = self._anchor_metrics[mode]
         weight_log = self._anchor_weight_log[mode]

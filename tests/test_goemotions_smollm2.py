@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from anchor_hf.cli import main
-from anchor_hf.experiments.goemotions.models import convert_gguf, packaged_gguf
+from anchor_hf.convert import convert_gguf, packaged_smollm2_gguf
 from anchor_hf.experiments.goemotions.report import SUMMARY_KEYS
 from anchor_hf.experiments.goemotions.tokenizer import train_bpe
 from test_goemotions_scratch import WORDS, write_corpus
@@ -63,9 +63,9 @@ def test_packaged_smollm2_converts_once_into_a_plain_pretrained_checkpoint(tmp_p
     from anchor_hf.registry import resolve_model
 
     folder = resolve_model("packaged:smollm2-135m-instruct", str(tmp_path))  # what recipe B's model name means
-    assert folder == str(tmp_path / "smollm2-135m-instruct") and packaged_gguf().endswith(".gguf")
+    assert folder == str(tmp_path / "smollm2-135m-instruct") and packaged_smollm2_gguf().endswith(".gguf")
     assert not list(Path(folder).glob("*.gguf")) and (Path(folder) / "config.json").is_file()
-    assert convert_gguf("/no/such/file.gguf", folder) == folder  # converted once: the cache is reused
+    assert convert_gguf("/no/such/file.gguf", folder, reuse=True) == folder  # converted once: the cache is reused
     model = AutoModelForCausalLM.from_pretrained(folder)
     tok = AutoTokenizer.from_pretrained(folder)
     assert type(model) is LlamaForCausalLM and getattr(model.config, "quantization_config", None) is None

@@ -186,3 +186,39 @@ def test_checkpoints_flag_needs_checkpoint_folders(trained, no_model_loading, tm
     bare = copy_without(trained["model"], str(tmp_path / "bare"), "none")
     with pytest.raises(AnchorDataError, match="no checkpoint-<step> subfolders"):
         run([bare, "--data", trained["data"], "--out", str(tmp_path / "out"), "--checkpoints"])
+
+
+def test_probe_with_a_control_puts_a_baseline_interval_and_verdict_beside_every_number(trained):
+    """--control: the same measures on an un-anchored model of the same architecture (the run's starting point),
+    stored beside each number; every measure has a verdict per concept, intervals, and a glossary link."""
+    control = str(trained["root"] / "control")
+    make_model("llama", layers=2, seed=0).save_pretrained(control)
+    make_tokenizer().save_pretrained(control)
+    out = str(trained["root"] / "with_control")
+    assert cli_main(["probe", trained["model"], "--data", trained["data"], "--out", out, "--control", control,
+                     "--bootstrap", "30", "--doses", "-1", "0", "1", "--no-progress"]) == 0
+    report = check_outputs(out, ["alignment", "detection", "dose_response", "entanglement"])
+    assert report["control"] == os.path.abspath(control) and "--control" in report["command"]
+    measures = report["measures"]
+    for concept in ("red", "blue"):
+        anchored, base = measures["detection"]["concepts"][concept][0], measures["detection"]["control"][concept][0]
+        low, high = anchored["anchored_auroc_interval"]
+        assert low <= anchored["anchored_auroc"] <= high
+        assert base["anchored_auroc"] < low  # the anchored axis beats its baseline, interval and all
+        assert len(measures["alignment"]["control"][concept]) == 2
+        assert measures["steerability"]["control"][concept]["slope_mean_interval"][0] is not None
+        for name in ("alignment", "detection", "steerability", "entanglement"):
+            assert report["verdicts"][name][concept].startswith(f"{concept}: ")
+    assert "detectable without search" in report["verdicts"]["detection"]["red"]
+    assert measures["entanglement"]["control"]["rows"] == ["red", "blue"]
+    markdown = open(os.path.join(out, "report.md"), encoding="utf-8").read()
+    assert "## Verdicts" in markdown and "control anchored AUROC" in markdown and "noise floor" in markdown
+    link = markdown.split("[glossary](")[1].split(")")[0]
+    assert os.path.isfile(os.path.normpath(os.path.join(out, link)))  # the link resolves to docs/glossary.md
+
+
+def test_probe_refuses_too_few_bootstrap_resamples_and_a_missing_control(trained):
+    with pytest.raises(AnchorConfigError, match="`--bootstrap` must be >= 20"):
+        cli_main(["probe", trained["model"], "--data", trained["data"], "--out", "x", "--bootstrap", "5"])
+    with pytest.raises(AnchorCheckpointError, match="does not exist"):
+        cli_main(["probe", trained["model"], "--data", trained["data"], "--out", "x", "--control", "/no/such"])

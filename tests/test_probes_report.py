@@ -16,7 +16,9 @@ from anchor_hf.probes.report import markdown_table, write_report
 def figures():
     layers = ["model.layers.0", "model.layers.1"]
     return {
-        "alignment": plot_alignment(layers, {"red": {"labelled": [0.5, 0.7], "containment": [0.1, 0.05]}}),
+        "alignment": plot_alignment(layers, {"red": {"labelled": [0.5, 0.7], "containment": [0.1, 0.05],
+                                                     "margin": [0.4, 0.65],
+                                                     "margin_interval": [[0.3, 0.5], [0.6, 0.7]]}}),
         "detection": plot_detection(layers, {"red": {"anchored": [0.9, 1.0], "probe": [0.95, 1.0]}}),
         "dose_response": plot_dose_response({"red": {"doses": [-1, 0, 1], "mean": [0, 1, 2], "std": [0.1] * 3}},
                                             "score"),

@@ -7,8 +7,8 @@ from tiny import make_model
 
 from anchor_hf import AnchorConfig, ConceptAnchor
 from anchor_hf.probes.inputs import ProbeData
-from anchor_hf.probes.suite import (UNLABELLED, ProbeContext, checkpoint_folders, group_masks, stratified_split,
-                                    syntax_token_ids)
+from anchor_hf.probes.effects import group_masks
+from anchor_hf.probes.suite import UNLABELLED, ProbeContext, checkpoint_folders, stratified_split, syntax_token_ids
 
 
 def config() -> AnchorConfig:

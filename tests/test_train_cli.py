@@ -172,14 +172,14 @@ def test_a_bad_section_is_refused_before_anything_is_built(tmp_path, flags, erro
 
 def test_a_random_vector_is_drawn_at_the_model_width_from_its_seed(tmp_path):
     from anchor_hf.commands.train import run
-    from anchor_hf.train_args import random_vector
+    from anchor_hf.places import random_direction
 
     anchor = {"layers": [0, 1], "concepts": [{"name": "marked", "vector": {"random_seed": 7}, "attract": 0.5}]}
     trainer = run(["--config", RECIPE, "--anchor_config", json.dumps(anchor), "--output_dir", str(tmp_path / "o"),
                    "--max_steps", "1", "--save_strategy", "no", *QUIET])
     saved = AnchorConfig.from_pretrained(tmp_path / "o").concept("marked").vector
-    assert len(saved) == 32 and saved == pytest.approx(random_vector(32, 7))  # the written-out direction
-    assert saved != pytest.approx(random_vector(32, 8))  # control: the seed decides it
+    assert len(saved) == 32 and saved == pytest.approx(random_direction(32, 7))  # the written-out direction
+    assert saved != pytest.approx(random_direction(32, 8))  # control: the seed decides it
     assert trainer.anchor_config.hidden_size == 32
     with pytest.raises(AnchorConfigError, match=r"must be a list of numbers or \{random_seed: INT\}"):
         AnchorArguments(anchor_config={**anchor, "concepts": [{"name": "m", "vector": {"seed": 1}}]}

@@ -55,7 +55,13 @@ def add_arguments(parser: argparse.ArgumentParser, measures: tuple[str, ...] = M
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-length", type=int, default=128, help="truncate texts to this many tokens")
     parser.add_argument("--device", default="auto", help="torch device (default: cuda if available, else cpu)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the detection split")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the detection split and of the bootstrap")
+    parser.add_argument("--control", default=None,
+                        help="an un-anchored model folder of the same architecture (e.g. trained the same way with "
+                             "anchor weights 0), probed with the same config and data: every number gets its "
+                             "baseline beside it")
+    parser.add_argument("--bootstrap", type=int, default=200,
+                        help="resamples of the examples for the 95%% intervals (default 200, at least 20)")
     parser.add_argument("--no-progress", action="store_true", help="hide the tqdm progress bars")
 
 
@@ -86,8 +92,10 @@ def canonical_command(args: argparse.Namespace) -> str:
     parts += ["--pool", args.pool, "--test-fraction", f"{args.test_fraction:g}"]
     if args.checkpoints:
         parts.append("--checkpoints")
-    parts += ["--batch-size", str(args.batch_size), "--max-length", str(args.max_length),
-              "--device", args.device, "--seed", str(args.seed)]
+    if args.control is not None:
+        parts += ["--control", args.control]
+    parts += ["--bootstrap", str(args.bootstrap), "--batch-size", str(args.batch_size), "--max-length",
+              str(args.max_length), "--device", args.device, "--seed", str(args.seed)]
     return shlex.join(parts)
 
 
@@ -101,6 +109,9 @@ def _check_options(args: argparse.Namespace) -> None:
                                 f"{args.max_length}")
     if args.max_examples is not None and args.max_examples < 1:
         raise AnchorConfigError(f"`--max-examples` must be >= 1, got {args.max_examples}")
+    if args.bootstrap < 20:
+        raise AnchorConfigError(f"`--bootstrap` must be >= 20 resamples (95% intervals need them), got "
+                                f"{args.bootstrap}")
     if not 0.0 < args.test_fraction < 1.0:
         raise AnchorConfigError(f"`--test-fraction` must be in (0, 1), got {args.test_fraction}")
     if "steerability" in args.measures:
@@ -119,6 +130,8 @@ def validate(args: argparse.Namespace) -> dict[str, Any]:
     require_matplotlib()  # the report's figures; fail before loading anything
     _check_options(args)
     check_model_folder(args.model)
+    if args.control is not None:
+        check_model_folder(args.control)
     cfg, cfg_file = load_anchor_config(args.model, args.anchor_config)
     concepts = check_concepts(cfg, args.concepts)
     if "steerability" in args.measures:
@@ -148,6 +161,26 @@ def validate(args: argparse.Namespace) -> dict[str, Any]:
     return {"cfg": cfg, "cfg_file": cfg_file, "concepts": concepts, "data": data, "checkpoints": checkpoints}
 
 
+def run_measures(args: argparse.Namespace, ctx: Any, control: Any, checkpoints: list[str], device: str) -> dict:
+    """Measure name -> `Section`, in the order asked for."""
+    from ..probes.effects import run_entanglement, run_steerability
+    from ..probes.suite import run_alignment, run_detection
+
+    common = dict(control=control, resamples=args.bootstrap)
+    sections = {}
+    for measure in args.measures:
+        if measure == "alignment":
+            sections[measure] = run_alignment(ctx, checkpoints, device, seed=args.seed, **common)
+        elif measure == "detection":
+            sections[measure] = run_detection(ctx, args.pool, args.test_fraction, args.seed, **common)
+        elif measure == "steerability":
+            sections[measure] = run_steerability(ctx, args.doses, args.score, args.readout_layer, seed=args.seed,
+                                                 **common)
+        else:
+            sections[measure] = run_entanglement(ctx, args.entanglement_mode, args.groups, seed=args.seed, **common)
+    return sections
+
+
 def main(args: argparse.Namespace) -> int:
     """Validate, load, measure, and write the report; returns 0."""
     import torch
@@ -155,8 +188,8 @@ def main(args: argparse.Namespace) -> int:
 
     from .. import __version__
     from ..probes.inputs import load_model_and_tokenizer
-    from ..probes.report import write_report
-    from ..probes.suite import ProbeContext, run_alignment, run_detection, run_entanglement, run_steerability
+    from ..probes.report import glossary_link, write_report
+    from ..probes.suite import ProbeContext
 
     checked = validate(args)
     command = canonical_command(args)
@@ -166,24 +199,22 @@ def main(args: argparse.Namespace) -> int:
     ctx = ProbeContext(model=model, tokenizer=tokenizer, cfg=checked["cfg"], concepts=checked["concepts"],
                        data=checked["data"], batch_size=args.batch_size, max_length=args.max_length,
                        progress=not args.no_progress)
-    sections = {}
-    for measure in args.measures:
-        if measure == "alignment":
-            sections[measure] = run_alignment(ctx, checked["checkpoints"], device)
-        elif measure == "detection":
-            sections[measure] = run_detection(ctx, args.pool, args.test_fraction, args.seed)
-        elif measure == "steerability":
-            sections[measure] = run_steerability(ctx, args.doses, args.score, args.readout_layer)
-        else:
-            sections[measure] = run_entanglement(ctx, args.entanglement_mode, args.groups)
+    control = ctx.with_model(*load_model_and_tokenizer(args.control, device)) if args.control is not None else None
+    sections = run_measures(args, ctx, control, checked["checkpoints"], device)
     results = {"command": command, "model": os.path.abspath(args.model), "anchor_config": checked["cfg_file"],
+               "control": os.path.abspath(args.control) if args.control else None,
                "data": args.data, "split": args.split, "examples": len(ctx.data), "concepts": ctx.concepts,
                "layers": ctx.layer_names, "device": device,
                "versions": {"anchor_hf": __version__, "torch": torch.__version__,
                             "transformers": transformers.__version__},
+               "verdicts": {name: s.verdicts for name, s in sections.items()},
                "measures": {name: s.results for name, s in sections.items()}}
-    header = (f"# Probe report\n\nCommand:\n\n```\n{command}\n```\n\nModel `{args.model}`, data `{args.data}` "
-              f"({len(ctx.data)} examples), concepts {ctx.concepts}, layers {ctx.layer_names}, device {device}.\n")
+    verdicts = "\n".join(f"- **{name}**: {line}" for name, s in sections.items() for line in s.verdicts.values())
+    baseline = f", control `{args.control}`" if args.control else " (no control model: pass --control for baselines)"
+    header = (f"# Probe report\n\nCommand:\n\n```\n{command}\n```\n\nModel `{args.model}`{baseline}, data "
+              f"`{args.data}` ({len(ctx.data)} examples), concepts {ctx.concepts}, layers {ctx.layer_names}, device "
+              f"{device}. Every metric is defined in the {glossary_link(args.out)}; intervals are 95% bootstrap "
+              f"intervals over the examples ({args.bootstrap} resamples).\n\n## Verdicts\n\n{verdicts}\n")
     markdown = "\n\n".join([header, *[s.markdown for s in sections.values()]])
     figures = {name: fig for s in sections.values() for name, fig in s.figures.items()}
     paths = write_report(args.out, results, markdown, figures)

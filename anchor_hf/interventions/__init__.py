@@ -6,14 +6,16 @@
         ...
     with redirect(model, cfg, "red"):   # move the concept to its destination (docs/method.md §10)
         ...
+    with steer(model, cfg, "red", {3: 0.1}, positions="generated"):  # one block, generated tokens only
+        ...
     ablate(model, cfg, "red")           # in place; returns what it changed
     with ablated(model, cfg, "red"):    # ablated for the block, the weights restored exactly on exit
         ...
 
-`transforms` holds the pure tensor edits, `sites` the hook machinery, `hooks` and `redirect`
-the reversible interventions, `erase` a fitted post-hoc eraser (LEACE) applied the same way,
-`positions` which positions they edit, `ablation` the weight edits and `ablated` the same
-edits undone after a block, `detector` and `monitor` read the place without changing
+`transforms` holds the pure tensor edits, `sites` the hook machinery, `hooks`, `steering` and
+`redirect` the reversible interventions, `erase` a fitted post-hoc eraser (LEACE) applied the
+same way, `positions` which positions they edit, `ablation` the weight edits and `ablated` the
+same edits undone after a block, `detector` and `monitor` read the place without changing
 anything, `targets` the argument checks shared by all of them.
 """
 
@@ -21,11 +23,12 @@ from .ablated import ablated, ablated_axes, restored
 from .ablation import LAYOUTS, ablate, ablate_axes, redirect_weights, residual_writes
 from .detector import detect
 from .erase import erase
-from .hooks import repel, steer, suppress
+from .hooks import repel, suppress
 from .monitor import ConceptMonitor
 from .positions import Positions, PositionTracker, check_positions
 from .redirect import redirect
 from .sites import InterventionHandle, active_sites
+from .steering import steer
 from .targets import AnchorInterventionError, AnchorInterventionTypeError, Destination, resolve_destination
 from .transforms import (add_direction, falloff, orthogonal_fallback, project_out, redirect_states,
                          rotate_to_alignment)

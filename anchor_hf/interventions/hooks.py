@@ -1,11 +1,11 @@
-"""Reversible interventions: `suppress`, `repel` and `steer` as forward hooks (METHOD.md §5).
+"""Reversible interventions: `suppress` and `repel` as forward hooks (METHOD.md §5); `steer` is in `steering.py`.
 
 Each call returns an `InterventionHandle`, which is also a context manager::
 
     with suppress(model, cfg, "red"):      # hooks removed on exit, also when the body raises
         model.generate(**inputs)
-    handle = steer(model, cfg, "red", 2.0)  # or keep it and remove it later
-    handle.remove()                         # removing twice is harmless
+    handle = repel(model, cfg, "red", target=0.0)  # or keep it and remove it later
+    handle.remove()                                # removing twice is harmless
 
 How the hooks attach (one owned hook per module, edits in creation order, nothing left on
 error) is `sites.py`; the state edits themselves are the pure functions of `transforms.py`.
@@ -23,8 +23,7 @@ from ..config import AnchorConfig
 from ..geometry import alignment, coordinates
 from .sites import InterventionHandle, Layers, check_falloff, install, on_device, resolve
 from .targets import AnchorInterventionError, AnchorInterventionTypeError, check_number
-from .transforms import add_direction, falloff as falloff_gain, orthogonal_fallback, project_out, \
-    rotate_to_alignment
+from .transforms import falloff as falloff_gain, orthogonal_fallback, project_out, rotate_to_alignment
 
 
 def suppress(model: nn.Module, cfg: AnchorConfig | None = None, concept: str | None = None, *,
@@ -134,34 +133,3 @@ def repel(model: nn.Module, cfg: AnchorConfig | None = None, concept: str | None
         return torch.where((m < alpha).unsqueeze(-1), out, h)
 
     return install("repel", resolved_target, model, sites, edit)
-
-
-def steer(model: nn.Module, cfg: AnchorConfig | None = None, concept: str | None = None,
-          dose: float | None = None, *, layers: Layers = None, direction: Any | None = None) -> InterventionHandle:
-    """Add `dose·‖h‖·v̂` to every state at the anchored layers (reversible).
-
-    Scaling by each state's norm makes a dose comparable across layers and positions
-    (METHOD.md §5, additive steering); a negative dose steers away from the concept. Needs
-    one direction: for a subspace concept pass `direction=` a vector inside it.
-
-    Args:
-        dose: c, any finite number (0 leaves the outputs unchanged).
-        cfg, concept, layers, direction: as in `suppress`.
-
-    Returns:
-        An `InterventionHandle`.
-    """
-    if dose is None:
-        raise AnchorInterventionError("`dose` is required: steer(model, cfg, concept, dose), any finite number")
-    c = check_number("dose", dose)
-    target, sites = resolve(model, cfg, concept, direction, layers)
-    if target.rank != 1:
-        raise AnchorInterventionError(
-            f"steer needs one direction, but {target.label!r} spans {target.rank} axes; pass "
-            "`direction=` a vector inside the subspace (with `layers=`) instead")
-    v_hat_on = on_device(target.basis[:, 0])
-
-    def edit(h: torch.Tensor) -> torch.Tensor:
-        return add_direction(h, v_hat_on(h.device), c).to(h.dtype)
-
-    return install("steer", target, model, sites, edit)

@@ -174,10 +174,11 @@ def on_device(tensor: torch.Tensor) -> Callable[[torch.device], torch.Tensor]:
     return get
 
 
-def install(kind: str, target: Target, model: nn.Module, sites: list[tuple[str, nn.Module]], edit: Edit,
-            positions: Positions = "all") -> InterventionHandle:
+def install(kind: str, target: Target, model: nn.Module, sites: list[tuple[str, nn.Module]],
+            edit: Edit | dict[str, Edit], positions: Positions = "all") -> InterventionHandle:
     """Attach `edit` (a state `[..., D]` in, the edited state in its dtype out) at every site.
 
+    `edit` may also be a dict from site name to that site's own edit (e.g. a dose per layer).
     With `positions` other than "all" (checked by `positions.check_positions`), a
     `PositionTracker` on `model` says which positions of each forward to edit; the others
     are returned bit for bit. Compiled modules of `model` run their uncompiled forward while
@@ -186,6 +187,8 @@ def install(kind: str, target: Target, model: nn.Module, sites: list[tuple[str, 
     handle = InterventionHandle(kind, target.label, [name for name, _ in sites])
 
     def make(name: str) -> Edit:
+        edit_here = edit[name] if isinstance(edit, dict) else edit
+
         def run(h: torch.Tensor) -> torch.Tensor:
             if h.shape[-1] != target.width:
                 raise AnchorInterventionError(
@@ -193,9 +196,9 @@ def install(kind: str, target: Target, model: nn.Module, sites: list[tuple[str, 
                     f"direction has {target.width} entries")
             handle.calls += 1
             if handle._tracker is None:
-                return edit(h)
+                return edit_here(h)
             chosen = handle._tracker.mask(h.shape, name).to(h.device)  # [B, T]
-            return torch.where(chosen.unsqueeze(-1), edit(h), h)
+            return torch.where(chosen.unsqueeze(-1), edit_here(h), h)
 
         return run
 

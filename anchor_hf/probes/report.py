@@ -11,12 +11,27 @@ import json
 import math
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import io
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+
+
+GLOSSARY = Path(__file__).resolve().parents[2] / "docs" / "glossary.md"  # in a checkout; wheels ship no docs
+
+
+def glossary_link(out_dir: str) -> str:
+    """A markdown link to docs/glossary.md relative to a report written in `out_dir`, or its name in words.
+
+    The link works when the report sits in the same checkout (docs/reports/...); elsewhere the
+    relative path still names the file.
+    """
+    if GLOSSARY.is_file():
+        return f"[glossary]({os.path.relpath(GLOSSARY, os.path.abspath(out_dir))})"
+    return "glossary (docs/glossary.md in the anchor_hf repository)"
 
 
 def _tmp(path: str) -> str:

@@ -19,6 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import AnchorDataError
+from .uncertainty import RESAMPLES, bootstrap_interval, bootstrap_intervals
 
 ScoreFn = Callable[[dict[str, torch.Tensor]], torch.Tensor]  # batch -> [B] scores
 
@@ -52,21 +53,27 @@ def monotone_fraction(scores: torch.Tensor, expected_sign: int = 1) -> float:
     return float((steps > 0).all(1).double().mean())
 
 
-def summarize_dose_response(doses: Sequence[float], scores: torch.Tensor, expected_sign: int = 1) -> dict[str, Any]:
+def summarize_dose_response(doses: Sequence[float], scores: torch.Tensor, expected_sign: int = 1,
+                            resamples: int = RESAMPLES, seed: int = 0) -> dict[str, Any]:
     """Mean/std curve, per-example slopes and the wrong-way fraction of a `[E, C]` score table.
 
-    Doses are sorted first, so the table may come in any dose order.
+    Doses are sorted first, so the table may come in any dose order. The mean curve and the
+    mean slope come with 95% bootstrap intervals over the examples (`uncertainty`).
     """
     doses_t = torch.as_tensor(list(doses), dtype=torch.float64)
     order = torch.argsort(doses_t)
     doses_t, scores = doses_t[order], scores.double()[:, order]
     slopes = dose_slopes(doses_t, scores)
+    low, high = bootstrap_intervals(lambda i: scores[i].nanmean(0), scores.shape[0], resamples, seed)
     return {
         "doses": doses_t.tolist(),
         "mean": scores.mean(0).tolist(),
+        "mean_interval": torch.stack([low, high], -1).tolist(),
         "std": scores.std(0, unbiased=False).tolist(),
         "slopes": slopes.tolist(),
         "slope_mean": float(slopes.mean()),
+        "slope_mean_interval": list(bootstrap_interval(lambda i: float(slopes[i].mean()), slopes.numel(), resamples,
+                                                       seed)),
         "slope_median": float(slopes.median()),
         "wrong_way_fraction": wrong_way_fraction(slopes, expected_sign),
         "monotone_fraction": monotone_fraction(scores, expected_sign),

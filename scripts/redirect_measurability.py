@@ -14,7 +14,8 @@ what a model that wrote like the data would give. It writes OUT/report.md and re
 
     python scripts/redirect_measurability.py --model results/goemotions/redirect_base/control_seed0 \
         --tokenizer results/goemotions/redirect_base/tokenizer --data-dir ../shared/datasets/goemotions \
-        --pairs anger:neutral gratitude:neutral --prompt-tokens 2 4 8 --out docs/reports/redirect/goemotions/measurability
+        --pairs anger:neutral gratitude:neutral --prompt-tokens 2 4 8 \
+        --out docs/reports/redirect/goemotions/measurability
 """
 
 from __future__ import annotations
@@ -67,25 +68,24 @@ def main(args: argparse.Namespace) -> int:
 
     from anchor_hf.experiments.goemotions.data import load_goemotions, resolve_concepts
     from anchor_hf.experiments.goemotions.destination import resolve_destination
-    from anchor_hf.experiments.goemotions.models import load_trained
-    from anchor_hf.experiments.goemotions.recipe import load_recipe, recipe_path
+    from anchor_hf.experiments.goemotions.evaluate import load_trained
+    from anchor_hf.experiments.goemotions.builder import GoEmotionsEvaluation
     from anchor_hf.experiments.goemotions.redirect_eval import MIN_DENOMINATOR, RedirectData, select_prompts
     from anchor_hf.probes.report import markdown_table, write_report
 
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
     splits = load_goemotions(args.data_dir)
     held_out = splits["dev"] + splits["test"]
-    recipe = load_recipe(recipe_path("scratch"), {"redirect_new_tokens": args.new_tokens,
-                                                  "redirect_prompt_tokens": min(args.prompt_tokens)})
+    settings = GoEmotionsEvaluation(redirect_new_tokens=args.new_tokens, redirect_prompt_tokens=min(args.prompt_tokens))
     models = {path: load_trained(path, None) for path in args.model}
     rows, results = [], []
     for pair in args.pairs:
         concept, _, destination = pair.partition(":")
         plan = resolve_destination(destination, resolve_concepts(concept), "opposite")
-        rd = RedirectData.build(splits, plan, recipe, tokenizer)
+        rd = RedirectData.build(splits, plan, settings, args.max_length, tokenizer)
         sides = [[c for c in held_out if holds(c)] for holds in (plan.holds_concept, plan.holds_destination)]
         for k in args.prompt_tokens:
-            prompts = [select_prompts(tokenizer, side, k, recipe.redirect_prompts, seed) for seed, side in
+            prompts = [select_prompts(tokenizer, side, k, settings.redirect_prompts, seed) for seed, side in
                        enumerate(sides)]
             ceiling = gaps(rd, *(remainders(side, tokenizer, k) for side in sides))
             entry = {"pair": pair, "prompt_tokens": k, "prompts": [len(p) for p in prompts], "ceiling": ceiling}
@@ -118,6 +118,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pairs", nargs="+", default=["anger:neutral"], help="CONCEPT:DESTINATION pairs")
     parser.add_argument("--prompt-tokens", nargs="+", type=int, default=[8])
     parser.add_argument("--new-tokens", type=int, default=16)
+    parser.add_argument("--max-length", type=int, default=32, help="tokens per comment, as the models trained")
     parser.add_argument("--out", required=True, help="folder for report.md and report.json")
     return parser
 

@@ -170,11 +170,15 @@ def test_text_span_covers_the_comment_but_not_the_end_of_text_token(tokenizer):
     from anchor_hf.collator import SPAN_MASK, AnchorDataCollator
     from anchor_hf.experiments.goemotions.data import TEXT_SPAN
 
-    comments = [Comment("w5 w6 w7", (2,), "a"), Comment("w8 w9", (15,), "b")]
+    comments = [Comment("w5 w6 w7", (2,), "a"), Comment("w8 w9", (15,), "b"), Comment("w10", (2,), "c")]
     ds = build_dataset(comments, tokenizer, resolve_concepts("anger"), label_rate=1.0, max_length=8)
-    assert ds[TEXT_SPAN] == [[0, 3], [0, 2]] and ds["input_ids"][0][-1] == tokenizer.eos_token_id
-    no_eos = build_dataset(comments, tokenizer, resolve_concepts("anger"), label_rate=1.0, max_length=8, add_eos=False)
-    assert no_eos[TEXT_SPAN] == [[0, 3], [0, 2]]
+    assert ds[TEXT_SPAN] == [[True, True, True, False], [True, True, False], [True, False]]
+    assert ds["input_ids"][0][-1] == tokenizer.eos_token_id
+    no_eos = build_dataset(comments[:2], tokenizer, resolve_concepts("anger"), label_rate=1.0, max_length=8,
+                           add_eos=False)
+    assert no_eos[TEXT_SPAN] == [[True] * 3, [True] * 2]
     cfg = AnchorConfig(layers=[0], concepts=[ConceptAnchor(name="anger", dims=[0], span_column=TEXT_SPAN)])
-    batch = AnchorDataCollator(tokenizer, cfg, draw="expected")([ds[0]])
+    batch = AnchorDataCollator(tokenizer, cfg, draw="expected")([ds[0], ds[2]])
     assert batch[SPAN_MASK][0, 0].tolist() == [True, True, True, False]  # the pull can never land on <eos>
+    # a one-word comment is 2 tokens: its span is read as the first token, not refused as ambiguous
+    assert batch[SPAN_MASK][1, 0].tolist() == [True, False, False, False]

@@ -7,12 +7,11 @@ import json
 import pytest
 from test_goemotions_scratch import run_cli
 
-from anchor_hf import AnchorConfigError, AnchorDataError
+from anchor_hf import AnchorConfig, AnchorConfigError, AnchorDataError, ConceptAnchor
 from anchor_hf.experiments.goemotions.data import Comment, build_dataset, resolve_concept, resolve_concepts
 from anchor_hf.experiments.goemotions.destination import (check_training_labels, destination_labels,
                                                           resolve_destination)
-from anchor_hf.experiments.goemotions.recipe import load_recipe, recipe_path
-from anchor_hf.experiments.goemotions.train import anchor_config
+from anchor_hf.experiments.goemotions.runner import GoEmotionsRun
 
 SMALL_REDIRECT = ["--set", "redirect_prompt_tokens=2", "--set", "redirect_new_tokens=3", "--set",
                   "redirect_resamples=20", "--set", "anchor_span=text"]
@@ -49,7 +48,8 @@ def test_destination_run_trains_the_destination_place_and_reports_redirect_with_
     assert "## Redirect to `neutral`" in report and "--destination neutral" in report
     assert (out / "redirect.png").is_file()
     redirect = json.loads((out / "report.json").read_text())["per_seed"][0]["redirect"]
-    arms = {"redirect", "redirect_weights", "redirect_random", "suppress", "leace_anchored", "leace", "posthoc_suppress"}
+    arms = {"redirect", "redirect_weights", "redirect_random", "suppress", "leace_anchored", "leace",
+            "posthoc_suppress"}
     assert set(redirect["arms"]) == set(redirect["reading"]["arms"]) == arms
     assert len(redirect["reading"]["arms"]["redirect"]["concept"]["nll"]) == 40  # every held-out anger comment
     assert "### Reading: perplexity of held-out comments" in report
@@ -58,10 +58,10 @@ def test_destination_run_trains_the_destination_place_and_reports_redirect_with_
 @pytest.mark.parametrize("extra, error, message", [
     (["--destination", "anger"], AnchorConfigError, "is the concept itself"),
     (["--destination", "calm"], AnchorDataError, "'calm' is not a GoEmotions label"),
-    (["--concept", "ekman:anger", "--destination", "anger"], AnchorConfigError, r"shares the labels \['anger'\]"),
+    (["--concept", "ekman:anger", "--destination", "anger", "--set", "entanglement_groups=[joy]"], AnchorConfigError,
+     r"shares the labels \['anger'\]"),
     (["--concept", "anger,joy", "--destination", "neutral"], AnchorConfigError, "redirects one concept"),
-    (["--destination", "neutral", "--set", "destination_place=pole"], AnchorConfigError,
-     "`destination_place` must be one of opposite, axis, untrained"),
+    (["--destination-place", "axis"], AnchorConfigError, "give `--destination` too"),
     (["--destination", "neutral", "--set", "destination_label_rate=0"], AnchorConfigError,
      "`destination_label_rate` must be null"),
     (["--destination", "neutral", "--set", "destination_label_rate=0.01"], AnchorConfigError,
@@ -77,18 +77,23 @@ def test_bad_destinations_are_refused_before_anything_is_trained(tmp_path, extra
 
 
 @pytest.mark.parametrize("place, dims, pole, repel_kind", [("opposite", [0], -1, "hinge"), ("axis", [1], 1, "square")])
-def test_destination_place_is_the_opposite_pole_or_an_own_axis(place, dims, pole, repel_kind):
-    recipe = load_recipe(recipe_path("scratch"), {"destination_place": place})
-    concepts = resolve_concepts("anger")
-    plan = resolve_destination("neutral", concepts, place)
-    anger, neutral = anchor_config(recipe, concepts, 16, plan=plan).concepts
-    assert anger.destination == "neutral" and (neutral.dims, neutral.pole) == (dims, pole)
-    assert anger.repel_kind == neutral.repel_kind == repel_kind
-    assert (neutral.attract, neutral.tau) == (anger.attract, anger.tau)
-    # the control and an untrained destination get no destination concept
-    assert [c.name for c in anchor_config(recipe, concepts, 16, active=False, plan=plan).concepts] == ["anger"]
-    untrained = resolve_destination("neutral", concepts, "untrained")
-    assert [c.destination for c in anchor_config(recipe, concepts, 16, plan=untrained).concepts] == [None]
+def test_destination_place_is_the_opposite_pole_or_an_own_axis(tmp_path, place, dims, pole, repel_kind):
+    def run(**kwargs) -> GoEmotionsRun:
+        return GoEmotionsRun(concept="anger", seeds=1, out=str(tmp_path), overrides={"anchor_span": "text"},
+                             **kwargs)
+
+    anger, neutral = run(destination="neutral", destination_place=place).anchor(active=True)["concepts"]
+    assert anger["destination"] == "neutral" and (neutral["dims"], neutral.get("pole", 1)) == (dims, pole)
+    assert anger["repel_kind"] == neutral["repel_kind"] == repel_kind
+    assert {k: neutral[k] for k in ("attract", "repel", "tau", "span_column")} == \
+        {k: anger[k] for k in ("attract", "repel", "tau", "span_column")}
+    AnchorConfig(layers=[0], concepts=[ConceptAnchor(**anger), ConceptAnchor(**neutral)])  # valid (hinge if shared)
+    # the controls and an untrained destination get no destination concept and no destination labels
+    assert [c["name"] for c in run(destination="neutral", destination_place=place).anchor(active=False)["concepts"]] \
+        == ["anger"]
+    untrained = run(destination="neutral", destination_place="untrained")
+    assert [c.get("destination") for c in untrained.anchor(active=True)["concepts"]] == [None]
+    assert untrained.trained_destination is None
 
 
 def test_destination_labels_only_destination_comments_that_lack_the_concept():
@@ -109,18 +114,3 @@ def test_extra_columns_follow_replayed_rows_without_choosing_them(tokenizer):
     assert ds["neutral"] == [0.0] * 4 + [1.0] * 4 + [0.0] * 6
     with pytest.raises(AnchorDataError, match="one value per comment"):
         build_dataset(comments, tokenizer, resolve_concepts("anger"), 0.5, extra={"neutral": [1.0]})
-
-
-def test_a_comparison_group_without_comments_outside_the_concept_is_left_out(tmp_path):
-    messages: list[str] = []
-    from anchor_hf.experiments.goemotions.runner import GoEmotionsRun, Prepared, check_plan
-    from test_goemotions_scratch import write_corpus
-
-    data = write_corpus(tmp_path / "data")
-    run = GoEmotionsRun(concept="joy", seeds=1, out=str(tmp_path / "out"), data_dir=str(data))
-    from anchor_hf.experiments.goemotions.data import load_goemotions
-
-    check_plan(run, Prepared(load_goemotions(str(data)), None, None, None), messages.append)
-    assert run.settings.entanglement_groups == ["annoyance", "disgust", "gratitude"]
-    assert any("'joy' left out" in m for m in messages)
-    assert resolve_concept("joy").column == "joy"

@@ -34,7 +34,7 @@ from .transforms import (add_direction, falloff, orthogonal_fallback, project_ou
                          rotate_to_alignment)
 
 __all__ = ["detect", "ConceptMonitor", "suppress", "repel", "steer", "redirect", "erase", "ablate", "ablate_axes",
-           "ablated", "ablated_axes", "restored", "redirect_weights", "residual_writes", "InterventionHandle", "active_sites", "AnchorInterventionError",
-           "AnchorInterventionTypeError", "LAYOUTS", "Positions", "PositionTracker", "check_positions", "Destination",
-           "resolve_destination", "project_out", "falloff", "rotate_to_alignment", "add_direction",
-           "orthogonal_fallback", "redirect_states"]
+           "ablated", "ablated_axes", "restored", "redirect_weights", "residual_writes", "InterventionHandle",
+           "active_sites", "AnchorInterventionError", "AnchorInterventionTypeError", "LAYOUTS", "Positions",
+           "PositionTracker", "check_positions", "Destination", "resolve_destination", "project_out", "falloff",
+           "rotate_to_alignment", "add_direction", "orthogonal_fallback", "redirect_states"]

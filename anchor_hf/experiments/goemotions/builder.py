@@ -53,6 +53,10 @@ class GoEmotionsArgs:
         exclude_concept: drop every comment of the concepts (the never-saw-it model).
         vocab_size: size of the BPE trained on the training comments when the recipe names no tokenizer.
         seed: seed of the labelled subset; None uses the training seed.
+        destination: a label or group the concept is redirected to (`destination.py`): its comments that
+            lack the concept get a label column of their own, drawn like the concept's but never replayed;
+            None (the default, and always for controls) adds nothing.
+        destination_label_rate: share of the destination's comments labelled; None uses `label_rate`.
     """
 
     data_dir: str | None = None
@@ -66,11 +70,20 @@ class GoEmotionsArgs:
     exclude_concept: bool = False
     vocab_size: int = 4096
     seed: int | None = None
+    destination: str | None = None
+    destination_label_rate: float | None = None
 
     def __post_init__(self) -> None:
         from .data import resolve_concepts
+        from .destination import resolve_destination
 
-        resolve_concepts(self.concept)  # raises listing the allowed names
+        concepts = resolve_concepts(self.concept)  # raises listing the allowed names
+        if self.destination is not None:  # raises for the concept itself, an unknown name, shared labels
+            resolve_destination(self.destination, concepts, "opposite", self.destination_label_rate)
+        rate = self.destination_label_rate
+        if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate <= 1):
+            raise AnchorConfigError(f"`destination_label_rate` must be null (the concept's rate) or in (0, 1], got "
+                                    f"{rate!r}")
         rate = self.label_rate
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate <= 1:
             raise AnchorConfigError(f"`label_rate` must be in (0, 1], got {rate!r}")
@@ -99,6 +112,10 @@ class GoEmotionsEvaluation:
         steer_prompts, steer_prompt_tokens, steer_new_tokens: non-concept test comments whose
             first tokens prompt greedy generation, and its length.
         entanglement_groups: emotions compared with the concept (related vs unrelated).
+        redirect_prompts, redirect_prompt_tokens, redirect_new_tokens: with a destination
+            (`redirect_eval.py`), up to this many held-out prompts per side of this many tokens,
+            and the length of their greedy continuations.
+        redirect_resamples: bootstrap replicates of the redirect measures' 95% intervals.
     """
 
     eval_examples: int = 1000
@@ -109,12 +126,17 @@ class GoEmotionsEvaluation:
     steer_prompt_tokens: int = 4
     steer_new_tokens: int = 12
     entanglement_groups: list[str] = field(default_factory=lambda: ["annoyance", "disgust", "joy", "gratitude"])
+    redirect_prompts: int = 400
+    redirect_prompt_tokens: int = 8
+    redirect_new_tokens: int = 16
+    redirect_resamples: int = 1000
 
     def __post_init__(self) -> None:
         from .data import allowed_concepts, resolve_concept
 
         for name in ("eval_examples", "posthoc_examples", "eval_batch_size", "steer_prompts", "steer_prompt_tokens",
-                     "steer_new_tokens"):
+                     "steer_new_tokens", "redirect_prompts", "redirect_prompt_tokens", "redirect_new_tokens",
+                     "redirect_resamples"):
             _check_int(name, getattr(self, name), 1)
         doses = self.steer_doses
         if not isinstance(doses, list) or not doses or not all(
@@ -136,6 +158,7 @@ class GoEmotionsEvaluation:
 def build(args: GoEmotionsArgs, context: BuildContext) -> BuiltData:
     """The labelled training comments, the BPE tokenizer unless the recipe names one, and `goemotions_data.json`."""
     from .data import build_dataset, has_label, load_goemotions, resolve_concepts, training_comments
+    from .destination import destination_labels, resolve_destination
     from .tokenizer import train_bpe
 
     train = load_goemotions(args.data_dir, ("train",))["train"]
@@ -144,13 +167,19 @@ def build(args: GoEmotionsArgs, context: BuildContext) -> BuiltData:
                                                                                     args.vocab_size)
     comments = training_comments(train, concepts, args.max_train_examples, args.exclude_concept)
     seed = context.training_args.seed if args.seed is None else args.seed
+    extra = {}
+    if args.destination is not None:
+        plan = resolve_destination(args.destination, concepts, "opposite", args.destination_label_rate)
+        extra[plan.destination.column] = destination_labels(comments, plan, args.label_rate, args.label_scheme, seed)
     dataset = build_dataset(comments, tokenizer, concepts, args.label_rate, args.max_length, args.label_scheme,
-                            seed=seed, word_lists=args.word_lists, replay=args.label_replay)
+                            seed=seed, word_lists=args.word_lists, replay=args.label_replay, extra=extra)
     labelled = zip(*[dataset[c.column][:len(comments)] for c in concepts])
     stats = {"train_comments": len(dataset), "concept_comments": sum(any(c.holds(x) for c in concepts)
                                                                      for x in comments),
              "labelled_comments": sum(any(has_label(p) for p in row) for row in labelled),
              "rows_with_replay": len(dataset)}
+    for labels in extra.values():  # the destination's labelled comments (never replayed)
+        stats["destination_labelled_comments"] = sum(p > 0 for p in labels)
     return BuiltData(dataset, tokenizer=tokenizer, files={DATA_FILE: json.dumps(stats, indent=1) + "\n"})
 
 

@@ -2,6 +2,8 @@
 
     anchor-hf goemotions --recipe scratch --concept anger --label-rate 0.05 --seeds 3 \
         --out docs/reports/goemotions/scratch_anger --data-dir ../shared/datasets/goemotions
+    anchor-hf goemotions --recipe scratch --concept anger --destination neutral --label-rate 0.05 --seeds 3 \
+        --out OUT --data-dir ../shared/datasets/goemotions     # + redirect toward `neutral` (redirect_eval.py)
 
 Trains the anchored model (per label rate and seed), a control and a never-saw-it model
 (`recipes/goemotions_scratch.yaml` or `recipes/goemotions_smollm2_lora.yaml`), evaluates
@@ -35,6 +37,14 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--concept", default="anger",
                         help="a GoEmotions label (anger), ekman:GROUP or sentiment:GROUP; several comma-separated "
                              "are anchored on separate axes, the first is evaluated (default: anger)")
+    parser.add_argument("--destination", default=None,
+                        help="a GoEmotions label or group the concept is redirected to (e.g. neutral): its comments "
+                             "are labelled and trained to a place of their own, and the report measures redirect "
+                             "toward it (default: none)")
+    parser.add_argument("--destination-place", choices=("opposite", "axis", "untrained"), default="opposite",
+                        help="with --destination: the concept's opposite pole (hinge repels), an own axis, or "
+                             "untrained (no destination trained: redirect reflects to the opposite pole; F only "
+                             "scores the continuations) (default: opposite)")
     parser.add_argument("--label-rate", type=_rates, default=[0.05],
                         help="share of the concept's comments labelled per visit, e.g. 0.05; several "
                              "comma-separated give a sweep (default: 0.05)")
@@ -59,8 +69,11 @@ def command_of(args: argparse.Namespace) -> str:
     """The command that reproduces `args`, every option spelled out, for the report."""
     import shlex
 
-    parts = ["anchor-hf", "goemotions", "--recipe", args.recipe, "--concept", args.concept, "--label-rate",
-             ",".join(f"{r:g}" for r in args.label_rate), "--seeds", str(args.seeds), "--out", args.out]
+    parts = ["anchor-hf", "goemotions", "--recipe", args.recipe, "--concept", args.concept]
+    if args.destination is not None:
+        parts += ["--destination", args.destination, "--destination-place", args.destination_place]
+    parts += ["--label-rate", ",".join(f"{r:g}" for r in args.label_rate), "--seeds", str(args.seeds),
+              "--out", args.out]
     for flag, value in (("--data-dir", args.data_dir), ("--models-dir", args.models_dir),
                         ("--recipe-file", args.recipe_file)):
         if value is not None:
@@ -82,7 +95,8 @@ def main(args: argparse.Namespace) -> int:
         raise AnchorConfigError("--shard trains a share of the models only; use it with --train-only")
     run = GoEmotionsRun(recipe=args.recipe, concept=args.concept, label_rates=list(args.label_rate),
                         seeds=args.seeds, out=args.out, data_dir=args.data_dir, models_dir=args.models_dir,
-                        overrides=parse_overrides(args.set), recipe_file=args.recipe_file)
+                        overrides=parse_overrides(args.set), recipe_file=args.recipe_file,
+                        destination=args.destination, destination_place=args.destination_place)
     if not torch.cuda.is_available() and not run.settings.is_pretrained:
         torch.set_num_threads(1)  # tiny models: one thread is several times faster on a small, shared CPU
     start = time.time()

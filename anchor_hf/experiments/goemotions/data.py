@@ -245,8 +245,9 @@ def build_dataset(comments: Sequence[Comment], tokenizer: Any, concepts: Sequenc
                   replay: int = 0, extra: Mapping[str, Sequence[Any]] | None = None) -> Any:
     """A `datasets.Dataset` ready for `AnchorDataCollator`: tokens, label probabilities, exact labels.
 
-    Columns: `input_ids`, `attention_mask`, `text_span` (`[0, n)` over the comment's own
-    tokens, the end-of-text token excluded: a `span_column` that keeps a pooled pull off it),
+    Columns: `input_ids`, `attention_mask`, `text_span` (a boolean per token: True on the
+    comment's own tokens, False on the end-of-text token: a `span_column` that keeps a pooled
+    pull off it; booleans, since a pair `[0, 1]` on a 2-token comment would read as a mask too),
     per concept `<column>` (a float per comment, or
     a list per token for concepts in `word_lists`: the comment's label probability on the
     tokens of listed words, only in concept comments) and `exact_<column>` (0/1), plus
@@ -289,7 +290,7 @@ def build_dataset(comments: Sequence[Comment], tokenizer: Any, concepts: Sequenc
     if any(len(x) < 2 for x in ids):
         raise AnchorDataError("some comments tokenize to fewer than 2 tokens; a causal LM has nothing to predict")
     columns: dict[str, list[Any]] = {"text": texts, "input_ids": ids, "attention_mask": [[1] * len(x) for x in ids],
-                                     TEXT_SPAN: [[0, len(x) - add_eos] for x in ids]}
+                                     TEXT_SPAN: [[True] * (len(x) - add_eos) + [False] * add_eos for x in ids]}
     for j, concept in enumerate(concepts):
         exact = exact_labels(comments, concept)
         probs = label_probabilities(exact, label_rate, scheme, seed + 1009 * j)

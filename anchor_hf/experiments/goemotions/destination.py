@@ -3,7 +3,7 @@
 For text the destination is a label of the data: `--concept anger --destination neutral`
 labels a share of the training comments that carry `neutral` (and not `anger`) and pulls
 them to a place of their own, so the model learns to read that place as "neutral";
-`redirect` then moves anger's states there. Where the place is (`destination_place`):
+`redirect` then moves anger's states there. Where the place is (`--destination-place`):
 
 - `opposite`: the concept's opposite pole `-v̂`. Two concepts on one axis both repel with
   the hinge `max(0, ĥ·v̂)` (the squared anti-subspace term would push each one's examples
@@ -13,24 +13,24 @@ them to a place of their own, so the model learns to read that place as "neutral
   baseline that shows what training the destination adds. F only names what the redirected
   continuations are scored against.
 
-The destination's comments are labelled like the concept's (`label_scheme` at
-`destination_label_rate`, default the concept's rate) but never replayed: `label_replay`
-exists to give a rare concept's few labelled comments enough visits, and replaying the
-destination too would change the data mix, so the control (trained on the same rows)
-could no longer be shared with runs without a destination.
+The destination's comments are labelled like the concept's (`dataset_args.label_scheme` at
+`dataset_args.destination_label_rate`, default the concept's rate) but never replayed:
+`label_replay` exists to give a rare concept's few labelled comments enough visits, and
+replaying the destination too would change the data mix, so the control (trained on the
+same rows) could no longer be shared with runs without a destination.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Literal
 
-from anchor_hf.config import ConceptAnchor
 from anchor_hf.errors import AnchorConfigError
 from .data import LABELS, Comment, EmotionConcept, label_probabilities, resolve_concept
 
 Place = Literal["opposite", "axis", "untrained"]
+PLACES = ("opposite", "axis", "untrained")
 SEED_OFFSET = 7919  # the destination's labelled subset is drawn apart from the concept's (which uses seed + 1009·j)
 
 
@@ -40,7 +40,7 @@ class DestinationPlan:
 
     concept: EmotionConcept
     destination: EmotionConcept
-    place: Place
+    place: Place = "opposite"
     label_rate: float | None = None
 
     @property
@@ -60,9 +60,11 @@ class DestinationPlan:
         return self.concept.holds(comment) and not self.destination.holds(comment)
 
 
-def resolve_destination(name: str, concepts: Sequence[EmotionConcept], place: Place,
+def resolve_destination(name: str, concepts: Sequence[EmotionConcept], place: Place = "opposite",
                         label_rate: float | None = None) -> DestinationPlan:
     """The plan for `--destination name`; raises naming the problem before anything is trained."""
+    if place not in PLACES:
+        raise AnchorConfigError(f"`--destination-place` must be one of {', '.join(PLACES)}, got {place!r}")
     if len(concepts) != 1:
         raise AnchorConfigError(f"`--destination` redirects one concept, but `--concept` names {len(concepts)}: "
                                 f"{[c.name for c in concepts]}; give one")
@@ -85,21 +87,22 @@ def destination_labels(comments: Sequence[Comment], plan: DestinationPlan, conce
     return label_probabilities(exact, plan.rate(concept_rate), scheme, seed + SEED_OFFSET)
 
 
-def with_destination(concept: ConceptAnchor, plan: DestinationPlan, axis: int) -> list[ConceptAnchor]:
-    """The concept with its destination set, and the destination's own anchor (`axis`: its axis when `axis`).
+def with_destination(concept: dict[str, Any], plan: DestinationPlan, axis: int) -> list[dict[str, Any]]:
+    """The concept's anchor mapping with its destination set, and the destination's own (on `axis` for `axis`).
 
     The destination copies the concept's pull, repel, pooling and span; on the opposite pole
     both repel with the hinge (see the module docstring).
     """
     name = plan.destination.column
-    if concept.dims is None or len(concept.dims) != 1:
+    if concept.get("vector") is not None or len(concept.get("dims") or []) != 1:
         raise AnchorConfigError("a trained destination needs the concept on one axis (`direction: axis`), got "
-                                f"{'a vector' if concept.dims is None else f'dims {concept.dims}'}")
-    repel_kind = "hinge" if plan.place == "opposite" else concept.repel_kind
-    place: dict[str, Any] = {"dims": list(concept.dims), "pole": -1} if plan.place == "opposite" else {"dims": [axis]}
-    destination = ConceptAnchor(name=name, attract=concept.attract, repel=concept.repel, repel_kind=repel_kind,
-                                tau=concept.tau, span_column=concept.span_column, **place)
-    return [replace(concept, repel_kind=repel_kind, destination=name), destination]
+                                f"{'a vector' if concept.get('vector') is not None else concept.get('dims')}")
+    repel_kind = "hinge" if plan.place == "opposite" else concept.get("repel_kind", "square")
+    place: dict[str, Any] = {"dims": list(concept["dims"]), "pole": -1} if plan.place == "opposite" else \
+        {"dims": [axis]}
+    copied = {key: concept[key] for key in ("attract", "repel", "tau", "span_column") if key in concept}
+    return [{**concept, "repel_kind": repel_kind, "destination": name},
+            {"name": name, **copied, "repel_kind": repel_kind, **place}]
 
 
 def check_training_labels(plan: DestinationPlan, train: Sequence[Comment], concept_rates: Sequence[float],

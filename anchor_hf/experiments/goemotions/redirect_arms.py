@@ -83,8 +83,7 @@ def anchored_contexts(model: nn.Module, cfg: AnchorConfig, concept: str, to: str
 
 def evaluate_redirect(run: Any, prepared: Any, data: Any, seed: int, rate: float, log: Any = print) -> dict[str, Any]:
     """Continuations (per prompt) and held-out NLLs (per comment) of every arm on one seed, for the bootstrap."""
-    from .evaluate import posthoc_directions
-    from .models import load_trained
+    from .evaluate import load_trained, posthoc_directions
 
     rd: RedirectData = prepared.redirect
     folder = run.model_dir("anchored", seed, rate)
@@ -106,7 +105,7 @@ def evaluate_redirect(run: Any, prepared: Any, data: Any, seed: int, rate: float
                        for side, ids in (("concept", rd.concept_comments), ("destination", rd.destination_comments))}
         return continue_and_score(edited, rd.concept_prompts, rd, control, context).to_json(EXAMPLES), reading
 
-    pad, batch = rd.tokenizer.pad_token_id, rd.recipe.eval_batch_size
+    pad, batch = rd.tokenizer.pad_token_id, rd.settings.eval_batch_size
     out: dict[str, Any] = {"seed": seed, "arms": {}, "unedited": {}, "destination": {},
                            "reading": {"arms": {}, "unedited": {}}}
     log("[goemotions]   redirect: unedited continuations of both prompt sets")

@@ -35,10 +35,10 @@ from torch import nn
 
 from anchor_hf.errors import AnchorDataError
 from anchor_hf.probes import auroc
+from .builder import GoEmotionsEvaluation
 from .classifier import BagOfWords
 from .data import Comment, encode_comments
 from .destination import DestinationPlan
-from .recipe import GoEmotionsRecipe
 from .redirect_reading import held_out_comments
 
 MIN_DENOMINATOR = 0.05  # a smaller unedited E-vs-F difference in classifier probability is not measurable
@@ -64,20 +64,20 @@ class RedirectData:
     concept_classifier: BagOfWords
     destination_classifier: BagOfWords
     classifier_aurocs: dict[str, float]  # on the test split
-    recipe: GoEmotionsRecipe
+    settings: GoEmotionsEvaluation
     tokenizer: Any
     concept_comments: list[list[int]]  # token ids of held-out E-and-not-F comments, as in training (`redirect_reading`)
     destination_comments: list[list[int]]  # ... and of F-and-not-E comments
 
     @classmethod
-    def build(cls, splits: dict[str, list[Comment]], plan: DestinationPlan, recipe: GoEmotionsRecipe,
-              tokenizer: Any, log: Any = print) -> "RedirectData":
+    def build(cls, splits: dict[str, list[Comment]], plan: DestinationPlan, settings: GoEmotionsEvaluation,
+              max_length: int, tokenizer: Any, log: Any = print) -> RedirectData:
         """Prompts and comments from the dev and test splits, classifiers from the training split.
 
         Raises when a side has no prompt; logs when it has fewer than `RECOMMENDED_PROMPTS`.
         """
         held_out = splits["dev"] + splits["test"]
-        k, cap = recipe.redirect_prompt_tokens, recipe.redirect_prompts
+        k, cap = settings.redirect_prompt_tokens, settings.redirect_prompts
         sides = {"concept": (plan.concept.name, [c for c in held_out if plan.holds_concept(c)]),
                  "destination": (plan.destination.name, [c for c in held_out if plan.holds_destination(c)])}
         prompts = {}
@@ -98,10 +98,10 @@ class RedirectData:
         aurocs = {side: auroc(clf.score(test_texts), torch.tensor([holds(c) for c in test]))
                   for (side, clf), holds in zip(classifiers.items(), (plan.concept.holds, plan.destination.holds))}
         whole = [encode_comments(tokenizer, [c.text for c in held_out_comments(held_out, holds, cap, seed)],
-                                 recipe.max_length) for seed, holds in enumerate((plan.holds_concept,
+                                 max_length) for seed, holds in enumerate((plan.holds_concept,
                                                                                   plan.holds_destination))]
         return cls(plan, prompts["concept"], prompts["destination"], classifiers["concept"],
-                   classifiers["destination"], aurocs, recipe, tokenizer, *whole)
+                   classifiers["destination"], aurocs, settings, tokenizer, *whole)
 
 
 @dataclass
@@ -132,9 +132,9 @@ def generate(model: nn.Module, prompts: torch.Tensor, data: RedirectData, contex
     eos, pad = data.tokenizer.eos_token_id, data.tokenizer.pad_token_id
     out: list[list[int]] = []
     with torch.no_grad(), context():
-        for batch in prompts.split(data.recipe.eval_batch_size):
+        for batch in prompts.split(data.settings.eval_batch_size):
             ids = model.generate(input_ids=batch, attention_mask=torch.ones_like(batch), do_sample=False,
-                                 max_new_tokens=data.recipe.redirect_new_tokens, eos_token_id=eos, pad_token_id=pad)
+                                 max_new_tokens=data.settings.redirect_new_tokens, eos_token_id=eos, pad_token_id=pad)
             for row in ids[:, batch.shape[1]:].tolist():
                 out.append(row[:row.index(eos) + 1] if eos in row else row)
     return out
@@ -166,7 +166,8 @@ def continue_and_score(model: nn.Module, prompts: torch.Tensor, data: RedirectDa
     tokens = generate(model, prompts, data, context)
     texts = data.tokenizer.batch_decode([[t for t in x if t != data.tokenizer.eos_token_id] for x in tokens],
                                         skip_special_tokens=True)
-    nll, count = continuation_nll(control, prompts, tokens, data.tokenizer.pad_token_id, data.recipe.eval_batch_size)
+    nll, count = continuation_nll(control, prompts, tokens, data.tokenizer.pad_token_id,
+                                  data.settings.eval_batch_size)
     return Continuations(tokens, texts, data.concept_classifier.score(texts),
                          data.destination_classifier.score(texts), nll, count)
 

@@ -218,10 +218,11 @@ def redirect_section(summary: dict[str, Any], views: dict[str, dict[str, Any]], 
         f"## Redirect to `{summary['destination']}` (destination place: {place})", "",
         f"Held-out prompts: {summary['redirect_prompts']} `{rd.plan.concept.name}` comments and "
         f"{summary['destination_prompts']} `{rd.plan.destination.name}` comments (dev + test, first "
-        f"{rd.recipe.redirect_prompt_tokens} tokens), greedy continuations of up to {rd.recipe.redirect_new_tokens} "
+        f"{rd.settings.redirect_prompt_tokens} tokens), greedy continuations of up to "
+        f"{rd.settings.redirect_new_tokens} "
         f"tokens. Classifiers (bag of words, training split), test AUROC: E {rd.classifier_aurocs['concept']:.3f}, "
         f"F {rd.classifier_aurocs['destination']:.3f}. Intervals: 95% bootstrap over prompts "
-        f"({rd.recipe.redirect_resamples} replicates)."
+        f"({rd.settings.redirect_resamples} replicates)."
         + (f" **Fewer than {RECOMMENDED_PROMPTS} prompts on a side: intervals are wide.**" if few else ""), "",
         markdown_table(["target", "measured [95% interval]", "met"], _checks(summary)), "",
         "toward = (P_F(under) − P_F(before)) / (P_F(dest) − P_F(before)); away = (P_E(before) − P_E(under)) / "

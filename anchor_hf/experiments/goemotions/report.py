@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from anchor_hf.probes.plots import plot_detection, plot_dose_response, plot_entanglement
 from anchor_hf.probes.report import markdown_table, write_json, write_report as write_files
 from anchor_hf.probes.stats import median as seed_median
+from .redirect_report import redirect_figure, redirect_section, summarize_redirect
 
 SUMMARY_KEYS = ("recipe", "concept", "label_rate", "seeds", "auroc_anchored", "auroc_posthoc",
                 "suppression_selectivity_ratio", "posthoc_selectivity_ratio", "suppression_efficacy",
@@ -137,11 +138,21 @@ def _steering_table(per_seed: Sequence[dict[str, Any]]) -> str:
                           rows)
 
 
-def write_report(run: Any, data: Any, rate: float, per_seed: Sequence[dict[str, Any]], command: str) -> dict[str, Any]:
-    """Write the report of one label rate into `run.report_dir(rate)`; returns the flat summary."""
+def write_report(run: Any, data: Any, rate: float, per_seed: Sequence[dict[str, Any]], command: str,
+                 redirect_data: Any = None) -> dict[str, Any]:
+    """Write the report of one label rate into `run.report_dir(rate)`; returns the flat summary.
+
+    With `redirect_data` (a run with a destination) the summary and report also hold the redirect measures.
+    """
     concept = run.concepts[0].name
     summary = summarize(run.recipe, concept, rate, per_seed)
     folder = run.report_dir(rate)
+    redirect_md, figures = [], _figures(per_seed, concept)
+    if redirect_data is not None:  # `redirect_report.py`
+        extra, views = summarize_redirect(per_seed, redirect_data.settings.redirect_resamples)
+        summary.update(extra)
+        redirect_md = redirect_section(summary, views, per_seed, redirect_data, run.destination_place)
+        figures["redirect"] = redirect_figure(views["continuation"])
     baseline = "the control model" if run.recipe == "scratch" else "the pre-fine-tune SmolLM2"
     md = [f"# GoEmotions: `{concept}` anchored, recipe {run.recipe}, label rate {rate:g}", "",
           "Command (every number below comes from this run):", "", f"```\n{command}\n```", "",
@@ -153,6 +164,7 @@ def write_report(run: Any, data: Any, rate: float, per_seed: Sequence[dict[str, 
           "## Targets", "", markdown_table(["target", "measured", "met"], _checks(summary, run.recipe,
                                                                                                 per_seed)), "",
           "## Summary (summary.json)", "", markdown_table(["key", "value"], list(summary.items())), "",
+          *redirect_md,
           "## Per seed", "", _seed_table(per_seed), "",
           "AUROC: held-out detection by an example's mean alignment with the anchor (anchored, max over the "
           "anchored layers) or with the post-hoc direction (max over all layers); auroc_anchored_max_pool (not a "
@@ -177,7 +189,7 @@ def write_report(run: Any, data: Any, rate: float, per_seed: Sequence[dict[str, 
           "![steering](steering.png)", ""]
     results = {"command": command, "recipe": run.settings.mapping, "summary": summary, "per_seed": list(per_seed),
                "classifier_test_auroc": data.classifier_auroc}
-    write_files(folder, results, "\n".join(md), _figures(per_seed, concept))
+    write_files(folder, results, "\n".join(md), figures)
     write_json(os.path.join(folder, "summary.json"), summary)
     return summary
 

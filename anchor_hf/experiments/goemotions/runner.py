@@ -21,6 +21,7 @@ import yaml
 from anchor_hf.errors import AnchorConfigError
 from anchor_hf.io import write_text
 from .data import Comment, EmotionConcept, load_goemotions, resolve_concept, resolve_concepts
+from .destination import DestinationPlan, check_training_labels, resolve_destination, with_destination
 from .recipe import GoEmotionsRecipe, check, load_recipe, recipe_path
 
 RECIPE_NAME = "recipe.yaml"
@@ -38,6 +39,8 @@ class GoEmotionsRun:
         out: report folder; models_dir: where models go (default `out/models`).
         data_dir: GoEmotions folder (None = the recipe's `dataset_args.data_dir`, else the Hub, online only).
         overrides: recipe keys to override; recipe_file: another recipe file.
+        destination: a label or group the concept is redirected to (`destination.py`), or None;
+        destination_place: `opposite`, `axis` or `untrained` (where its place is trained, if at all).
     """
 
     recipe: str = "scratch"
@@ -49,6 +52,8 @@ class GoEmotionsRun:
     models_dir: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
     recipe_file: str | None = None
+    destination: str | None = None
+    destination_place: str = "opposite"
 
     def __post_init__(self) -> None:
         if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
@@ -70,6 +75,12 @@ class GoEmotionsRun:
             overrides["dataset_args.data_dir"] = self.data_dir
         self.settings: GoEmotionsRecipe = load_recipe(self.recipe_file or recipe_path(self.recipe), overrides)
         self._check_groups()
+        self.plan: DestinationPlan | None = None
+        if self.destination is not None:
+            self.plan = resolve_destination(self.destination, self.concepts, self.destination_place,
+                                            self.settings.data.destination_label_rate)
+        elif self.destination_place != "opposite":
+            raise AnchorConfigError("`--destination-place` places a destination; give `--destination` too")
         self.models = self.models_dir or os.path.join(self.out, "models")
 
     def _check_groups(self) -> None:
@@ -101,7 +112,16 @@ class GoEmotionsRun:
         from .train import anchor_config
 
         cfg = self.settings.mapping["anchor_config"]
-        return anchor_config(self.settings.template, cfg["layers"], self.concepts, cfg.get("separation", 0.0), active)
+        mapping = anchor_config(self.settings.template, cfg["layers"], self.concepts, cfg.get("separation", 0.0),
+                                active)
+        if active and self.trained_destination is not None:
+            mapping["concepts"] = with_destination(mapping["concepts"][0], self.plan, axis=len(self.concepts))
+        return mapping
+
+    @property
+    def trained_destination(self) -> str | None:
+        """The destination label the anchored models train (None without one, or with an untrained place)."""
+        return self.plan.destination.name if self.plan is not None and self.plan.is_trained else None
 
 
 @dataclass
@@ -111,6 +131,7 @@ class Prepared:
     splits: dict[str, list[Comment]]
     tokenizer: Any
     base_path: str | None  # recipe B: the pretrained folder (LoRA adapters are merged into it for evaluation)
+    redirect: Any = None  # with a destination: its prompts, comments and classifiers (`redirect_eval.RedirectData`)
 
 
 def prepare(run: GoEmotionsRun, log: Any = print) -> Prepared:
@@ -121,6 +142,8 @@ def prepare(run: GoEmotionsRun, log: Any = print) -> Prepared:
     from .tokenizer import train_bpe
 
     splits = load_goemotions(run.settings.data.data_dir)
+    if run.plan is not None:  # the destination must label some of its training comments at every rate
+        check_training_labels(run.plan, splits["train"], run.label_rates, run.settings.data.label_scheme)
     recipe = copy.deepcopy(run.settings.mapping)
     recipe["anchor_config"] = run.anchor(active=True)
     if run.settings.is_pretrained:
@@ -157,15 +180,21 @@ def train_all(run: GoEmotionsRun, log: Any = print, shard: tuple[int, int] | Non
     todo = jobs(run)
     anchors = {True: run.anchor(active=True), False: run.anchor(active=False)}
     for kind, seed, rate, folder in todo if shard is None else todo[shard[0]::shard[1]]:
-        train_model(run.recipe_path, kind, seed, rate, anchors[kind == "anchored"], folder, log)
+        destination = run.trained_destination if kind == "anchored" else None
+        train_model(run.recipe_path, kind, seed, rate, anchors[kind == "anchored"], folder, log, destination)
 
 
 def evaluation_data(run: GoEmotionsRun, prepared: Prepared) -> Any:
-    """The held-out comments every model is measured on (`evaluate.EvalData`). Built before any model
-    trains, so a concept or group without test comments is refused before hours of work."""
+    """The held-out comments every model is measured on (`evaluate.EvalData`, and with a destination
+    `redirect_eval.RedirectData` in `prepared.redirect`). Built before any model trains, so a concept
+    or group without test comments is refused before hours of work."""
     from .evaluate import EvalData
+    from .redirect_eval import RedirectData
 
     settings = run.settings
+    if run.plan is not None:  # both sides must give held-out prompts; kept in `prepared` for the evaluation
+        prepared.redirect = RedirectData.build(prepared.splits, run.plan, settings.evaluation,
+                                               settings.data.max_length, prepared.tokenizer)
     return EvalData.build(prepared.splits, run.concepts[0], settings.evaluation, settings.data.max_length,
                           prepared.tokenizer)
 
@@ -175,6 +204,7 @@ def evaluate_all(run: GoEmotionsRun, prepared: Prepared, data: Any, command: str
     """Evaluate every seed at every rate on `data` (`evaluation_data`); writes one report per rate (and a
     sweep); returns the summaries."""
     from .evaluate import evaluate_seed
+    from .redirect_arms import evaluate_redirect
     from .report import write_report, write_sweep
 
     baseline: dict[int, dict[str, Any]] = {}  # per seed: control/never-saw/post-hoc results, shared by the rates
@@ -183,8 +213,11 @@ def evaluate_all(run: GoEmotionsRun, prepared: Prepared, data: Any, command: str
         per_seed = []
         for seed in range(run.seeds):
             log(f"[goemotions] evaluating label rate {rate:g}, seed {seed}")
-            per_seed.append(evaluate_seed(run, prepared, data, seed, rate, baseline, log))
-        summaries.append(write_report(run, data, rate, per_seed, command))
+            result = evaluate_seed(run, prepared, data, seed, rate, baseline, log)
+            if prepared.redirect is not None:
+                result["redirect"] = evaluate_redirect(run, prepared, data, seed, rate, log)
+            per_seed.append(result)
+        summaries.append(write_report(run, data, rate, per_seed, command, prepared.redirect))
     if len(run.label_rates) > 1:
         write_sweep(run, summaries, command)
     return summaries

@@ -52,13 +52,15 @@ def is_finished(model_dir: str) -> bool:
 
 
 def train_model(recipe_file: str, kind: str, seed: int, label_rate: float, anchor: dict[str, Any], model_dir: str,
-                log: Any = print) -> dict[str, Any]:
+                log: Any = print, destination: str | None = None) -> dict[str, Any]:
     """Train one model into `model_dir` (skipped when finished there); returns its train summary.
 
     Args:
         recipe_file: the run's recipe (overrides applied, tokenizer and model paths resolved).
         kind: `anchored`, `control` or `neversaw`.
         anchor: the kind's anchor config mapping (`anchor_config`).
+        destination: a trained destination's label (`dataset_args.destination`), anchored models only;
+            controls never get one, so they are the same models with or without it.
     """
     from anchor_hf.commands.train import run
 
@@ -71,6 +73,10 @@ def train_model(recipe_file: str, kind: str, seed: int, label_rate: float, ancho
             "--dataset_args.label_rate", repr(float(label_rate)), "--anchor_config", json.dumps(anchor)]
     if kind == "neversaw":
         argv += ["--dataset_args.exclude_concept", "true"]
+    if destination is not None:
+        if kind != "anchored":
+            raise ValueError(f"only anchored models train a destination, got kind {kind!r}")
+        argv += ["--dataset_args.destination", destination]
     log(f"[goemotions] training {kind} seed {seed} (label rate {label_rate}) -> {model_dir}")
     start = time.time()
     trainer = run(argv)

@@ -5,9 +5,9 @@
 
 Compares five arms (anchored + ablation, anchored + redirect_weights to its destination,
 anchored + suppression, control + post-hoc ablation, never-saw-it) under three attacks
-(`anchor_hf.experiments.robustness`) and writes report.md, report.json, summary.json and figures into OUT. Give `--model`, `--control`
-and `--never` several folders each (one per seed, in the same order) for medians over
-seeds. Every argument is checked before any model is loaded.
+(`anchor_hf.experiments.robustness`) and writes report.md, report.json, summary.json and
+figures into OUT. Give `--model`, `--control` and `--never` several folders each (one per
+seed, in the same order) for medians over seeds. Every argument is checked before any model is loaded.
 """
 
 from __future__ import annotations

@@ -59,7 +59,7 @@ def _no_faster(steps: float, never: float) -> bool:
 
 
 def checks(summary: dict[str, Any], per_triple: Sequence[dict[str, Any]], budget: int) -> list[list[str]]:
-    """Rows (target, measured, verdict) of the two robustness targets, each with a second view, per permanent removal."""
+    """Rows (target, measured, verdict) of the two robustness targets, with a second view, per permanent removal."""
     return [row for arm in REMOVALS for row in _removal_checks(arm, summary, per_triple, budget)]
 
 

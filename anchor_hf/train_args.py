@@ -81,6 +81,11 @@ class DataArguments:
     colour_reverse: bool = field(default=False, metadata={"help": "colour_names: also train '#hex: name' lines."})
     colour_answer_only: bool = field(default=False, metadata={"help": "colour_names: loss on the answers only."})
     colour_tokenizer: str = field(default="word", metadata={"help": "colour_names: word or char tokens."})
+    colour_destination: str | None = field(default=None, metadata={
+        "help": "Colour corpora: a redirect destination colour; adds its label column `destination`."})
+    colour_destination_peak: float = field(default=1.0, metadata={"help": "Colour corpora: destination label peak."})
+    colour_destination_power: float = field(default=3.0, metadata={
+        "help": "Colour corpora: destination label power ((1 - saturation)^power for a grey)."})
     colour_exclude_target: bool = field(default=False, metadata={
         "help": "Colour corpora: drop the target colour's training items (the never-saw-it model)."})
 

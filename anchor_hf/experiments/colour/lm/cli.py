@@ -1,12 +1,14 @@
 """`anchor-hf colour`: train anchored + control colour LMs over seeds, probe, intervene, report.
 
-    anchor-hf colour --concept red --seeds 3 --corpus xkcd --out docs/reports/colour_lm
+    anchor-hf colour --concept red --destination '#808080' --seeds 3 --corpus xkcd --out docs/reports/redirect
 
-Trains `recipes/colour_{names,mixing}_{anchored,control}.yaml` through `anchor-hf train`
-(finished models in `OUT/models/` are reused unless `--retrain`), evaluates each seed
-(`anchor_hf.colour_lm`), and writes `summary.json`, `report.md`, `report.json` and the
-figures into OUT, with this exact command in the report. Every argument is checked
-before anything trains.
+Trains `recipes/colour_{names,mixing}_{destination,anchored,control}.yaml` through
+`anchor-hf train` (finished models in `OUT/models/` are reused unless `--retrain`):
+per seed the target anchored with its trained destination, the same without a destination,
+and the control (`--destination opposite`: no trained destination, two models per seed).
+Evaluates each seed (`anchor_hf.experiments.colour.lm`) and writes `summary.json`,
+`report.md`, `report.json` and the figures into OUT, with this exact command in the
+report. Every argument is checked before anything trains.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import time
 from typing import Any
 
 from anchor_hf.experiments.options import shard_arg
+from anchor_hf.probes.posthoc import is_leace_available
+from ..target import DEFAULT_DESTINATION
 
 HELP = "Colour LM validation: train anchored + control models, probe, intervene, write a report."
 
@@ -24,6 +28,10 @@ HELP = "Colour LM validation: train anchored + control models, probe, intervene,
 def add_arguments(parser: argparse.ArgumentParser, out: str, seeds: int) -> None:
     parser.add_argument("--concept", default="red", help="target colour: a hue (red, orange, ...), an XKCD name, "
                                                          "or #rrggbb (default: red)")
+    parser.add_argument("--destination", default=DEFAULT_DESTINATION,
+                        help="redirect destination, trained as a second concept on the target's opposite pole: "
+                             f"#rrggbb, a hue or an XKCD name (default: {DEFAULT_DESTINATION}); or `opposite`: no "
+                             "trained destination, redirect to the untrained opposite pole")
     parser.add_argument("--seeds", type=int, default=seeds, help=f"training seeds 0..N-1 (default: {seeds})")
     parser.add_argument("--corpus", choices=("xkcd", "colornames", "mixing"), default="xkcd",
                         help="XKCD names (default), the colornames list (needs --data-dir), or the mixing language")
@@ -56,7 +64,7 @@ def build_run(args: argparse.Namespace) -> Any:
                      data_dir=args.data_dir, max_steps=args.max_steps,
                      anchored_args=shlex.split(args.anchored_args), control_args=shlex.split(args.control_args),
                      common_args=shlex.split(args.train_args), retrain=args.retrain,
-                     neversaw=args.neversaw)
+                     neversaw=args.neversaw, destination=args.destination)
 
 
 def print_table(summary: dict[str, Any]) -> None:
@@ -69,7 +77,13 @@ def print_table(summary: dict[str, Any]) -> None:
             ("selectivity ratio (anchor / post-hoc)",
              f"{summary['suppression_selectivity_ratio']:.3g} / {summary['posthoc_selectivity_ratio']:.3g}"),
             ("suppression R² vs similarity²", f"{summary['suppression_r2']:.3f}"),
-            ("label fraction", f"{summary['label_fraction']:.4f}")]
+            ("label fraction", f"{summary['label_fraction']:.4f}"),
+            (f"redirect → {summary['destination']}: remaining (random direction)",
+             f"{summary['redirect_remaining']:.3f} ({summary['redirect_random_remaining']:.3f})"),
+            ("redirect target error / LEACE on the control",
+             f"{summary['redirect_target_error']:.4f} / {summary['leace_target_error']:.4f}"),
+            ("redirect dissimilar rise", f"{summary['redirect_dissimilar_rise']:.4f}"),
+            ("held-out error ratio anchored ÷ control (per seed, median)", f"{summary['heldout_error_ratio']:.3f}")]
     width = max(len(k) for k, _ in rows)
     print(f"\n{summary['concept']} on {summary['corpus']}, {summary['seeds']} seed(s), medians:")
     for k, v in rows:
@@ -78,8 +92,8 @@ def print_table(summary: dict[str, Any]) -> None:
 
 def command_line(args: argparse.Namespace) -> str:
     """The command with every option spelled out, for the report."""
-    parts = ["anchor-hf", args.command or "colour", "--concept", args.concept, "--seeds", str(args.seeds),
-             "--corpus", args.corpus, "--out", args.out]
+    parts = ["anchor-hf", args.command or "colour", "--concept", args.concept, "--destination", args.destination,
+             "--seeds", str(args.seeds), "--corpus", args.corpus, "--out", args.out]
     for flag, value in (("--data-dir", args.data_dir), ("--max-steps", args.max_steps),
                         ("--anchored-args", args.anchored_args), ("--control-args", args.control_args),
                         ("--train-args", args.train_args)):
@@ -102,6 +116,11 @@ def main(args: argparse.Namespace) -> int:
         raise AnchorConfigError("--shard trains a share of the models only; use it with --train-only")
     run = build_run(args)  # every argument checked before anything trains
     run.spec()
+    if not args.train_only and not is_leace_available():
+        from anchor_hf.errors import AnchorConfigError
+
+        raise AnchorConfigError("the report compares redirect with LEACE, which needs the `concept-erasure` package "
+                                "(pip install 'anchor-hf[dev]' or pip install concept-erasure); or use --train-only")
     if torch.get_num_threads() > 1 and not torch.cuda.is_available():
         torch.set_num_threads(1)  # tiny models: one thread is several times faster on a small CPU
     start = time.time()

@@ -100,7 +100,8 @@ def _smoke(tmp_path, corpus: str, extra: list[str]) -> dict:
     assert [c["name"] for c in anchored] == ["orange", "c808080"] and anchored[0]["destination"] == "c808080"
     assert anchored[1]["pole"] == -1 and anchored[1]["label_column"] == "destination"
     report = (out / "report.md").read_text()
-    assert f"anchor-hf colour --concept orange --destination '#808080' --seeds 1 --corpus {corpus}" in report
+    assert (f"anchor-hf colour --concept orange --destination '#808080' --aware-steps 0 --redirect-onset -1 --seeds 1 "
+            f"--corpus {corpus}") in report
     for row in ("redirect → untrained opposite pole", "redirect → trained destination", "LEACE, every anchored slice",
                 "post-hoc mean-difference suppress"):
         assert row in report, row

@@ -4,6 +4,7 @@ remaining and its geometry, the random-direction control, and LEACE at every anc
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
@@ -116,3 +117,39 @@ def test_leace_at_the_anchored_slice_makes_its_class_means_coincide():
         model(torch.tensor(lines))
     assert class_gap(capture.states[0].detach(), labels) < 1e-5  # float64 fit, float32 states: ~1e-7
     assert sum(len(m._forward_hooks) for m in model.modules()) == 0  # the erasers' hooks are gone
+
+
+def test_colour_run_checks_the_aware_steps_and_onset(tmp_path):
+    with pytest.raises(ValueError, match="`aware_steps` must be an int >= 0"):
+        ColourRun(aware_steps=-1, out=str(tmp_path))
+    with pytest.raises(ValueError, match="implemented for the names corpora"):
+        ColourRun(corpus="mixing", aware_steps=10, out=str(tmp_path))
+    with pytest.raises(ValueError, match="`redirect_onset` must be in \\[0, 1\\)"):
+        ColourRun(redirect_onset=1.0, out=str(tmp_path))
+    run = ColourRun(aware_steps=5, redirect_onset=0.2, out=str(tmp_path))
+    assert run.falloff == (0.2, 1.0, 1.0)
+    assert (run.aware("anchored").weight, run.aware("control").weight) == (1.0, 0.0)
+
+
+def test_intervention_aware_run_continues_both_models_and_reports_withheld_names(tmp_path):
+    """End to end on tiny models: anchored and control are trained, then continued the same number of steps
+    (the anchored one with redirected lines), and the report splits remaining into trained and withheld names."""
+    from anchor_hf.cli import main as cli_main
+
+    tiny = '{"n_embd": 16, "n_layer": 4, "n_head": 2, "n_positions": 32}'
+    argv = ["colour", "--corpus", "xkcd", "--seeds", "1", "--max-steps", "3", "--out", str(tmp_path), "--aware-steps",
+            "2", "--redirect-onset", "0.2", "--train-args",
+            f"--disable_tqdm true --per_device_train_batch_size 8 --model_config '{tiny}' --colour_max_names 150"]
+    assert cli_main(argv) == 0
+    models = tmp_path / "models"
+    assert sorted(os.listdir(models)) == ["anchored_pre_seed0", "anchored_seed0", "control_pre_seed0", "control_seed0",
+                                          "nodest_seed0"]
+    for kind, weight in (("anchored", 1.0), ("control", 0.0)):
+        record = json.loads((models / f"{kind}_seed0" / "aware.json").read_text())
+        assert record["steps"]["steps"] == 2 and record["steps"]["weight"] == weight
+        state = json.loads((models / f"{kind}_seed0" / "trainer_state.json").read_text())
+        assert state["global_step"] == 2
+    withheld = json.loads((models / "anchored_seed0" / "aware.json").read_text())["withheld"]
+    assert withheld and set(withheld) <= {c.name for c in ColourSpec(max_names=150).names()[0]}
+    report = (tmp_path / "report.md").read_text()
+    assert "trained vs withheld target names" in report and "falloff (0.2, 1.0, 1.0)" in report

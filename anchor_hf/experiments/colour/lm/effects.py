@@ -88,21 +88,23 @@ def remaining(pred: torch.Tensor, items: ItemSet, destination_rgb: torch.Tensor)
 
 
 def anchored_interventions(cfg: AnchorConfig, concept: str, redirect_to: str | None = None,
-                           seed: int = 0) -> dict[str, tuple[Intervention, int]]:
+                           seed: int = 0, falloff: tuple[float, float, float] | None = None
+                           ) -> dict[str, tuple[Intervention, int]]:
     """name -> (context manager on a model, power of the similarity R² uses).
 
     With `redirect_to` (a destination concept of `cfg`, or "opposite") also `redirect` there
     and `redirect_random`: the same redirect with the concept's direction (and an orthogonal
     destination's) replaced by random unit directions orthogonal to both, seeded by `seed`.
+    Both use `falloff` (None: the full redirect).
     """
     out = {"suppress": (lambda m: suppress(m, cfg, concept), 2),
            "repel": (lambda m: repel(m, cfg, concept, target=0.0), 2),
            "ablate": (lambda m: _ablated_copy(m, cfg, concept, None), 3)}
     if redirect_to is not None:
-        out["redirect"] = (lambda m: redirect(m, cfg, concept, to=redirect_to), 2)
+        out["redirect"] = (lambda m: redirect(m, cfg, concept, to=redirect_to, falloff=falloff), 2)
         u, to = random_redirect(cfg, concept, redirect_to, seed)
         layers = cfg.resolved_layers or cfg.layers
-        out["redirect_random"] = (lambda m: redirect(m, direction=u, to=to, layers=layers), 2)
+        out["redirect_random"] = (lambda m: redirect(m, direction=u, to=to, layers=layers, falloff=falloff), 2)
     return out
 
 

@@ -11,6 +11,8 @@ of the anchored model and the control (METHOD.md §5, §6; docs/method.md §10).
 
 from __future__ import annotations
 
+import json
+import os
 from typing import Any
 
 import torch
@@ -21,11 +23,12 @@ from anchor_hf.probes.posthoc import mean_difference
 from ..spec import ColourSpec
 from ..target import DEFAULT_DESTINATION, parse_target
 from .decode import rgb_error
-from .effects import anchored_interventions, measure_effects, posthoc_interventions
+from .aware import AWARE_FILE
+from .effects import anchored_interventions, measure_effects, posthoc_interventions, remaining
 from .leace import fit_erasers, leace_intervention
 from .measure import answer_positions, layer_metrics, posthoc_directions, read_states, retention_from_log, \
     summarize_layers
-from .task import ColourTask
+from .task import ColourTask, ItemSet
 
 ANSWER_LENGTH = {"names": 6, "mixing": 1}
 
@@ -50,7 +53,8 @@ def task_metrics(model: Any, tokenizer: Any, task: ColourTask) -> dict[str, floa
 
 
 def evaluate_pair(anchored_dir: str, control_dir: str, spec: ColourSpec, concept: str,
-                  nodest_dir: str | None = None, seed: int = 0) -> dict[str, Any]:
+                  nodest_dir: str | None = None, seed: int = 0,
+                  falloff: tuple[float, float, float] | None = None) -> dict[str, Any]:
     """All measurements of one seed; tensors kept under `raw` for figures.
 
     `anchored_dir` holds the anchored model (trained with a destination when the run has
@@ -65,14 +69,24 @@ def evaluate_pair(anchored_dir: str, control_dir: str, spec: ColourSpec, concept
     if nodest_dir is not None:
         models.insert(1, ("nodest", nodest_dir))
     for kind, model_dir in models:
-        entry, raw = _evaluate_model(kind, model_dir, task, concept, destination, seed)
+        entry, raw = _evaluate_model(kind, model_dir, task, concept, destination, seed, falloff)
         result[kind], result["raw"][kind] = entry, raw
     result["raw"]["task"] = task
     return result
 
 
+def withheld_split(model_dir: str, task: ColourTask) -> torch.Tensor | None:
+    """`[N]` bool over the memorized items: the names an intervention-aware model never saw redirected."""
+    path = os.path.join(model_dir, AWARE_FILE)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        names = set(json.load(f)["withheld"])
+    return torch.tensor([item.name in names for item in task.train.items])
+
+
 def _evaluate_model(kind: str, model_dir: str, task: ColourTask, concept: str, destination: torch.Tensor,
-                    seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
+                    seed: int, falloff: tuple[float, float, float] | None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Task metrics, geometry and interventions of one model (`anchored`, `nodest` or `control`)."""
     model, tokenizer, cfg = load(model_dir)
     lines, items = task.state_lines(tokenizer)
@@ -90,7 +104,7 @@ def _evaluate_model(kind: str, model_dir: str, task: ColourTask, concept: str, d
     else:
         entry.update(retention_from_log(model_dir, concept))
         redirect_to = OPPOSITE if kind == "nodest" else cfg.concept(concept).destination
-        interventions = anchored_interventions(cfg, concept, redirect_to, seed)
+        interventions = anchored_interventions(cfg, concept, redirect_to, seed, falloff)
         if kind == "nodest":  # the arm without a destination: its own suppression and the untrained redirect
             interventions = {k: v for k, v in interventions.items() if k in ("suppress", "redirect", "redirect_random")}
     if kind != "nodest":
@@ -98,5 +112,11 @@ def _evaluate_model(kind: str, model_dir: str, task: ColourTask, concept: str, d
     effects = measure_effects(model, tokenizer, task, interventions, destination)
     entry["effects"] = {k: {m: v for m, v in e.items() if m not in ("rgb", "error")} for k, e in effects.items()
                         if k != "base"}
+    withheld = withheld_split(model_dir, task)
+    for name in ("redirect", "redirect_random"):
+        if withheld is not None and name in effects:
+            for part, mask in (("withheld", withheld), ("trained", ~withheld)):
+                subset = ItemSet(task.train.items, task.train.rgb, task.train.sim, task.train.target & mask)
+                entry["effects"][name][f"remaining_{part}"] = remaining(effects[name]["rgb"], subset, destination)
     raw = {"effects": effects, "answer_states": answer_states, "basis": basis, "state_rgb": items.rgb}
     return entry, raw

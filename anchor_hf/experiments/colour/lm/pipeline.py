@@ -43,6 +43,11 @@ class ColourRun:
         destination: the redirect destination colour (`#rrggbb`, a hue or an XKCD name), trained as a
             second concept on the target's opposite pole; or "opposite": no trained destination,
             redirect to the untrained opposite pole.
+        aware_steps: intervention-aware steps after training (`aware.py`; names corpora only): the
+            anchored model continues with redirected concept lines answering the destination, the
+            control continues as many steps without them; 0 = none.
+        redirect_onset: None for the full redirect, or `a`: the graded redirect `falloff=(a, 1, 1)`,
+            in the intervention-aware steps and in the evaluation alike.
     """
 
     concept: str = "red"
@@ -57,6 +62,8 @@ class ColourRun:
     retrain: bool = False
     neversaw: bool = False
     destination: str = DEFAULT_DESTINATION
+    aware_steps: int = 0
+    redirect_onset: float | None = None
     recipe_dir: str = field(default_factory=lambda: str(recipes_dir()))
 
     def __post_init__(self) -> None:
@@ -79,6 +86,25 @@ class ColourRun:
                                     f"'opposite', got {self.destination!r}")
         if self.has_destination:  # raises on an unknown colour, or the target colour itself
             ColourSpec(corpus=self.corpus, concept=self.concept, destination=self.destination)  # type: ignore[arg-type]
+        if isinstance(self.aware_steps, bool) or not isinstance(self.aware_steps, int) or self.aware_steps < 0:
+            raise AnchorConfigError(f"`aware_steps` must be an int >= 0, got {self.aware_steps!r}")
+        if self.aware_steps and self.corpus == "mixing":
+            raise AnchorConfigError("`aware_steps` (intervention-aware steps) are implemented for the names corpora "
+                                    "(xkcd, colornames), not the mixing language")
+        if self.redirect_onset is not None and not 0.0 <= self.redirect_onset < 1.0:
+            raise AnchorConfigError(f"`redirect_onset` must be in [0, 1) or None, got {self.redirect_onset!r}")
+
+    @property
+    def falloff(self) -> tuple[float, float, float] | None:
+        """The redirect's falloff lobe: None, or `(onset, 1, 1)`."""
+        return None if self.redirect_onset is None else (self.redirect_onset, 1.0, 1.0)
+
+    def aware(self, kind: str) -> Any:
+        """The extra steps of `kind` (`anchored`: with redirected lines; `control`: as many without)."""
+        from .aware import AwareSteps
+
+        return AwareSteps(steps=self.aware_steps, weight=1.0 if kind == "anchored" else 0.0,
+                          onset=self.redirect_onset)
 
     @property
     def target_name(self) -> str:
@@ -110,8 +136,9 @@ class ColourRun:
     def model_dir(self, kind: str, seed: int) -> str:
         return os.path.join(self.out, "models", f"{kind}_seed{seed}")
 
-    def train_argv(self, kind: str, seed: int) -> list[str]:
-        """The `anchor-hf train` arguments of one model (kind `anchored`, `nodest`, `control` or `neversaw`)."""
+    def train_argv(self, kind: str, seed: int, folder: str | None = None) -> list[str]:
+        """The `anchor-hf train` arguments of one model (kind `anchored`, `nodest`, `control` or `neversaw`),
+        written to `folder` (default `model_dir(kind, seed)`)."""
         if kind not in KINDS:
             raise AnchorConfigError(f"`kind` must be one of {KINDS}, got {kind!r}")
         recipe = read_recipe(self.recipe(kind), _allowed())
@@ -122,7 +149,7 @@ class ColourRun:
             target["destination"] = self.destination_name
             for concept in destinations:
                 concept["name"] = self.destination_name
-        argv = ["--config", self.recipe(kind), "--output_dir", self.model_dir(kind, seed), "--seed", str(seed),
+        argv = ["--config", self.recipe(kind), "--output_dir", folder or self.model_dir(kind, seed), "--seed", str(seed),
                 "--colour_concept", self.concept, "--anchor_config", json.dumps(anchor)]
         if kind == "anchored" and self.has_destination:
             argv += ["--colour_destination", self.destination]
@@ -164,15 +191,23 @@ def train_all(run: ColourRun, log: Any = print, shard: tuple[int, int] | None = 
     """
     from anchor_hf.commands.train import run as train
 
+    from .aware import continue_training
+
     todo = [(seed, kind) for seed in range(run.seeds) for kind in run.kinds()]
     for seed, kind in todo if shard is None else todo[shard[0]::shard[1]]:
         folder = run.model_dir(kind, seed)
         if _finished(folder) and not run.retrain:
             log(f"[colour] {kind} seed {seed}: using the finished model in {folder}")
             continue
-        log(f"[colour] training {kind} seed {seed} -> {folder}")
         start = time.time()
-        train(run.train_argv(kind, seed))
+        aware = run.aware_steps > 0 and kind in ("anchored", "control")
+        first = run.model_dir(f"{kind}_pre", seed) if aware else folder  # trained, then continued into `folder`
+        if run.retrain or not _finished(first):
+            log(f"[colour] training {kind} seed {seed} -> {first}")
+            train(run.train_argv(kind, seed, first))
+        if aware:
+            log(f"[colour] {run.aware_steps} intervention-aware steps for {kind} seed {seed} -> {folder}")
+            continue_training(first, folder, run.aware(kind), seed)
         log(f"[colour] {kind} seed {seed} trained in {time.time() - start:.0f}s")
 
 
@@ -189,9 +224,11 @@ def evaluate_all(run: ColourRun, command: str, log: Any = print) -> dict[str, An
         log(f"[colour] evaluating seed {seed}")
         nodest = run.model_dir("nodest", seed) if run.has_destination else None
         results.append(evaluate_pair(run.model_dir("anchored", seed), run.model_dir("control", seed), spec,
-                                     run.target_name, nodest, seed))
+                                     run.target_name, nodest, seed, run.falloff))
     label_fraction = float(torch.tensor(spec.train_dataset(spec.tokenizer())["concept"]).mean())
     summary = summarize(results, run.target_name, run.corpus, label_fraction, run.destination)
-    setup = {"spec": spec.to_dict(), **{f"{kind}_argv": run.train_argv(kind, 0) for kind in run.kinds()}}
+    setup = {"spec": spec.to_dict(), **{f"{kind}_argv": run.train_argv(kind, 0) for kind in run.kinds()},
+             "aware_steps": run.aware(kind="anchored").__dict__ if run.aware_steps else None,
+             "redirect_falloff": run.falloff}
     write(run.out, results, list(range(run.seeds)), summary, command, setup, spec.corpus == "mixing")
     return summary

@@ -111,6 +111,17 @@ def comparison_rows(results: Sequence[dict[str, Any]], trained: bool) -> list[li
     return rows
 
 
+def aware_rows(results: Sequence[dict[str, Any]]) -> list[list[Any]]:
+    """Remaining over the target names the intervention-aware steps trained on vs those withheld from them."""
+    rows = []
+    for name, label in (("redirect", "redirect → destination"), ("redirect_random", "random-direction redirect")):
+        values = [r["anchored"]["effects"].get(name, {}) for r in results]
+        if all("remaining_withheld" in v for v in values):
+            rows.append([label, _median([v["remaining_trained"] for v in values]),
+                         _median([v["remaining_withheld"] for v in values])])
+    return rows
+
+
 def cost_rows(results: Sequence[dict[str, Any]], seeds: Sequence[int]) -> list[list[Any]]:
     """Per seed, then median / min / max: held-out errors and the paired ratios to the control."""
     has_nodest = all("nodest" in r for r in results)

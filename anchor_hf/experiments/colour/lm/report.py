@@ -19,8 +19,8 @@ import torch
 
 from anchor_hf.probes.report import json_safe, markdown_table, write_json, write_report
 from .figures import plot_error_vs_similarity, plot_projection, plot_swatches
-from .redirect_report import REDIRECT_KEYS, comparison_rows, cost_rows, redirect_figures, redirect_targets, \
-    summarize_redirect
+from .redirect_report import REDIRECT_KEYS, aware_rows, comparison_rows, cost_rows, redirect_figures, \
+    redirect_targets, summarize_redirect
 
 SUMMARY_KEYS = ("seeds", "concept", "corpus", "label_fraction", "heldout_error_anchored", "heldout_error_control",
                 "auroc_anchored", "auroc_control", "margin", "containment", "suppression_selectivity_ratio",
@@ -155,8 +155,20 @@ def figures(result: dict[str, Any]) -> dict[str, Any]:
     return {"projection": fig_proj, "error_vs_similarity": fig_err, "swatches": fig_sw, **redirect_figures(result)}
 
 
+def _aware_part(results: Sequence[dict[str, Any]]) -> list[str]:
+    """The withheld-vs-trained table of a run with intervention-aware steps (nothing otherwise)."""
+    rows = aware_rows(results)
+    if not rows:
+        return []
+    return ["### Intervention-aware steps: trained vs withheld target names", "",
+            "The anchored model continued training with redirected target lines answering the destination, drawn "
+            "∝ their label probability from all but a fixed share of the target names; the control continued as "
+            "many steps without them. Remaining over each part of the target group:", "",
+            markdown_table(["intervention", "remaining (trained names)", "remaining (withheld names)"], rows), ""]
+
+
 def _redirect_section(summary: dict[str, Any], results: Sequence[dict[str, Any]], seeds: Sequence[int],
-                      is_mixing: bool) -> list[str]:
+                      is_mixing: bool, falloff: Sequence[float] | None) -> list[str]:
     """The report's redirect part: targets, the comparison on the same models and seeds, cost, figures."""
     trained = summary["destination"] != "opposite"
     exact = None
@@ -167,7 +179,10 @@ def _redirect_section(summary: dict[str, Any], results: Sequence[dict[str, Any]]
         "the untrained opposite pole (remaining measured toward `#808080`)"
     return ["## Redirect", "",
             f"`redirect(model, cfg, \"{summary['concept']}\")` moves the concept's component of every state at every "
-            f"anchored slice to {where}; remaining = mean |answer − d|² / mean |own colour − d|² over the target "
+            f"anchored slice to {where}"
+            + (f", graded: states with alignment below {falloff[0]:g} to the concept are not moved (falloff "
+               f"{tuple(falloff)}); " if falloff else "; ")
+            + "remaining = mean |answer − d|² / mean |own colour − d|² over the target "
             "group (1: unmoved, 0: every answer at the destination). The random-direction control applies the same "
             "redirect along random unit directions orthogonal to the concept (and its destination).", "",
             "### Redirect targets", "",
@@ -175,6 +190,7 @@ def _redirect_section(summary: dict[str, Any], results: Sequence[dict[str, Any]]
             "", "### Every intervention on the same models and seeds", "",
             markdown_table(["intervention", "model", "target base", "target error", "remaining", "dissimilar rise",
                             "ratio", "mean error"], comparison_rows(results, trained)), "",
+            *_aware_part(results),
             "### Cost: held-out error, paired by seed", "",
             markdown_table(["seed", "held-out A", "held-out no-dest", "held-out C", "A ÷ C", "no-dest ÷ C",
                             "held-out EM A", "held-out EM C"], cost_rows(results, seeds)), "",
@@ -200,7 +216,7 @@ def write(out_dir: str, results: Sequence[dict[str, Any]], seeds: Sequence[int],
                           "R²", "mean error"], _intervention_rows(results)), "",
           "### Error rise by similarity to the target (grading)", "",
           markdown_table(["intervention", *(f"sim {b}" for b in _bin_rows(results)[0])], _bin_rows(results)[1]), "",
-          *_redirect_section(summary, results, seeds, is_mixing),
+          *_redirect_section(summary, results, seeds, is_mixing, setup.get("redirect_falloff")),
           "## Geometry per layer", "",
           "AUROC of cos(h, v̂) for target lines: max / mean over the line's positions, and at the answer "
           "position; margin and containment over all positions; margin (line max) of each line's max cos.", "",

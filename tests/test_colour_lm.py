@@ -129,6 +129,20 @@ def test_demo_takes_the_colour_options_with_demo_defaults():
     assert (args.out, args.seeds, args.corpus, args.concept) == ("x", 3, "mixing", "blue")
 
 
+def test_demo_defaults_to_the_redirect_recipe_and_colour_to_none():
+    from anchor_hf.cli import make_parser
+    from anchor_hf.experiments.colour.lm.cli import aware_steps, build_run
+
+    demo = make_parser().parse_args(["demo", "--out", "x"])
+    assert (demo.destination, aware_steps(demo), demo.redirect_onset) == ("#808080", 150, 0.3)
+    run = build_run(demo)
+    assert run.aware_steps == 150 and run.falloff == (0.3, 1.0, 1.0) and run.kinds() == ("anchored", "nodest", "control")
+    mixing = make_parser().parse_args(["demo", "--corpus", "mixing", "--out", "x"])
+    assert aware_steps(mixing) == 0  # the mixing language has no intervention-aware steps
+    colour = make_parser().parse_args(["colour", "--out", "x"])
+    assert (aware_steps(colour), colour.redirect_onset) == (0, -1.0) and build_run(colour).falloff is None
+
+
 def test_train_only_shards_split_the_colour_trainings(tmp_path):
     argv = ["colour", "--corpus", "xkcd", "--seeds", "1", "--max-steps", "2", "--out", str(tmp_path), "--train-only",
             "--train-args", f"--disable_tqdm true --per_device_train_batch_size 8 --model_config '{TINY}' "

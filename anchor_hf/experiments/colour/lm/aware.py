@@ -46,7 +46,8 @@ class AwareSteps:
         weight: λ of the redirected lines' loss (0: plain continued training, the control's).
         withheld: share of the target group never used as a redirected line, in [0, 1).
         batch: redirected lines per step.
-        learning_rate: the extra steps' peak learning rate (10% warmup, then cosine to 0, as the recipes).
+        learning_rate: the extra steps' peak learning rate.
+        schedule: how it moves (`cosine` after a warmup, as the recipes; `linear` or `constant`).
         warmup: share of the steps spent warming up.
         onset: None for the full redirect, or `a`: the graded redirect `falloff=(a, 1, 1)` (states
             with alignment below `a` are not edited), as the evaluation then uses it too.
@@ -57,6 +58,7 @@ class AwareSteps:
     withheld: float = 0.3
     batch: int = 16
     learning_rate: float = 1e-3
+    schedule: str = "cosine"
     warmup: float = 0.1
     onset: float | None = None
 
@@ -99,7 +101,7 @@ def continue_training(model_dir: str, out_dir: str, steps: AwareSteps, seed: int
     target = exact_labels(similarity(torch.tensor([c.rgb for c in names]), spec.target))
     withheld = withheld_names(names, target, steps.withheld, seed)
     args = TrainingArguments(output_dir=out_dir, max_steps=steps.steps, per_device_train_batch_size=64,
-                             learning_rate=steps.learning_rate, lr_scheduler_type="cosine", warmup_steps=steps.warmup,
+                             learning_rate=steps.learning_rate, lr_scheduler_type=steps.schedule, warmup_steps=steps.warmup,
                              weight_decay=0.01, save_strategy="no", report_to=[], use_cpu=True, seed=seed,
                              logging_steps=max(1, steps.steps // 5), disable_tqdm=True)
     lines = _redirected_lines(spec, tokenizer, names, withheld, seed) if steps.weight > 0 else None

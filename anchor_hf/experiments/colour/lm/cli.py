@@ -33,15 +33,16 @@ def add_arguments(parser: argparse.ArgumentParser, out: str, seeds: int, aware_s
                         help="redirect destination, trained as a second concept on the target's opposite pole: "
                              f"#rrggbb, a hue or an XKCD name (default: {DEFAULT_DESTINATION}); or `opposite`: no "
                              "trained destination, redirect to the untrained opposite pole")
-    parser.add_argument("--aware-steps", type=int, default=aware_steps,
+    parser.add_argument("--aware-steps", type=int, default=None,
                         help="intervention-aware steps after training (names corpora): the anchored model continues "
                              "with redirected target lines answering the destination (a fixed share of the target "
                              "names withheld), the control as many steps without them; 0 = none "
-                             f"(default: {aware_steps})")
+                             f"(default: {aware_steps} on the names corpora, 0 on the mixing language)")
     parser.add_argument("--redirect-onset", type=float, default=redirect_onset,
                         help="graded redirect: states with alignment below this are not moved (falloff (a, 1, 1)), "
                              "in the aware steps and the evaluation; a negative value = the full redirect "
                              f"(default: {redirect_onset})")
+    parser.set_defaults(aware_default=aware_steps)
     parser.add_argument("--seeds", type=int, default=seeds, help=f"training seeds 0..N-1 (default: {seeds})")
     parser.add_argument("--corpus", choices=("xkcd", "colornames", "mixing"), default="xkcd",
                         help="XKCD names (default), the colornames list (needs --data-dir), or the mixing language")
@@ -67,6 +68,13 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=main)
 
 
+def aware_steps(args: argparse.Namespace) -> int:
+    """`--aware-steps`, or its default: the command's on the names corpora, 0 on the mixing language."""
+    if args.aware_steps is not None:
+        return args.aware_steps
+    return 0 if args.corpus == "mixing" else args.aware_default
+
+
 def build_run(args: argparse.Namespace) -> Any:
     from .pipeline import ColourRun
 
@@ -74,7 +82,7 @@ def build_run(args: argparse.Namespace) -> Any:
                      data_dir=args.data_dir, max_steps=args.max_steps,
                      anchored_args=shlex.split(args.anchored_args), control_args=shlex.split(args.control_args),
                      common_args=shlex.split(args.train_args), retrain=args.retrain,
-                     neversaw=args.neversaw, destination=args.destination, aware_steps=args.aware_steps,
+                     neversaw=args.neversaw, destination=args.destination, aware_steps=aware_steps(args),
                      redirect_onset=None if args.redirect_onset < 0 else args.redirect_onset)
 
 
@@ -104,7 +112,7 @@ def print_table(summary: dict[str, Any]) -> None:
 def command_line(args: argparse.Namespace) -> str:
     """The command with every option spelled out, for the report."""
     parts = ["anchor-hf", args.command or "colour", "--concept", args.concept, "--destination", args.destination,
-             "--aware-steps", str(args.aware_steps), "--redirect-onset", f"{args.redirect_onset:g}",
+             "--aware-steps", str(aware_steps(args)), "--redirect-onset", f"{args.redirect_onset:g}",
              "--seeds", str(args.seeds), "--corpus", args.corpus, "--out", args.out]
     for flag, value in (("--data-dir", args.data_dir), ("--max-steps", args.max_steps),
                         ("--anchored-args", args.anchored_args), ("--control-args", args.control_args),

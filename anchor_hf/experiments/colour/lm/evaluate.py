@@ -85,6 +85,15 @@ def withheld_split(model_dir: str, task: ColourTask) -> torch.Tensor | None:
     return torch.tensor([item.name in names for item in task.train.items])
 
 
+def remaining_parts(pred: torch.Tensor, task: ColourTask, withheld: torch.Tensor,
+                    destination: torch.Tensor) -> dict[str, float]:
+    """`remaining_withheld` and `remaining_trained`: remaining over the two parts of the target group."""
+    items = task.train
+    return {f"remaining_{part}": remaining(pred, ItemSet(items.items, items.rgb, items.sim, items.target & mask),
+                                           destination)
+            for part, mask in (("withheld", withheld), ("trained", ~withheld))}
+
+
 def _evaluate_model(kind: str, model_dir: str, task: ColourTask, concept: str, destination: torch.Tensor,
                     seed: int, falloff: tuple[float, float, float] | None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Task metrics, geometry and interventions of one model (`anchored`, `nodest` or `control`)."""
@@ -115,8 +124,6 @@ def _evaluate_model(kind: str, model_dir: str, task: ColourTask, concept: str, d
     withheld = withheld_split(model_dir, task)
     for name in ("redirect", "redirect_random"):
         if withheld is not None and name in effects:
-            for part, mask in (("withheld", withheld), ("trained", ~withheld)):
-                subset = ItemSet(task.train.items, task.train.rgb, task.train.sim, task.train.target & mask)
-                entry["effects"][name][f"remaining_{part}"] = remaining(effects[name]["rgb"], subset, destination)
+            entry["effects"][name].update(remaining_parts(effects[name]["rgb"], task, withheld, destination))
     raw = {"effects": effects, "answer_states": answer_states, "basis": basis, "state_rgb": items.rgb}
     return entry, raw

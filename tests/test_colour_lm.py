@@ -102,7 +102,8 @@ def _smoke(tmp_path, corpus: str, extra: list[str]) -> dict:
     report = (out / "report.md").read_text()
     assert (f"anchor-hf colour --concept orange --destination '#808080' --aware-steps 0 --redirect-onset -1 --seeds 1 "
             f"--corpus {corpus}") in report
-    for row in ("redirect → untrained opposite pole", "redirect → trained destination", "LEACE, every anchored slice",
+    for row in ("redirect → untrained opposite pole", "redirect → trained destination",
+                "LEACE, every anchored slice",
                 "post-hoc mean-difference suppress"):
         assert row in report, row
     return json.loads((out / "summary.json").read_text())
@@ -136,7 +137,8 @@ def test_demo_defaults_to_the_redirect_recipe_and_colour_to_none():
     demo = make_parser().parse_args(["demo", "--out", "x"])
     assert (demo.destination, aware_steps(demo), demo.redirect_onset) == ("#808080", 150, 0.3)
     run = build_run(demo)
-    assert run.aware_steps == 150 and run.falloff == (0.3, 1.0, 1.0) and run.kinds() == ("anchored", "nodest", "control")
+    assert run.aware_steps == 150 and run.falloff == (0.3, 1.0, 1.0)
+    assert run.kinds() == ("anchored", "nodest", "control")
     mixing = make_parser().parse_args(["demo", "--corpus", "mixing", "--out", "x"])
     assert aware_steps(mixing) == 0  # the mixing language has no intervention-aware steps
     colour = make_parser().parse_args(["colour", "--out", "x"])

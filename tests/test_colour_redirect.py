@@ -63,7 +63,8 @@ def test_colour_run_rejects_a_bad_destination_before_training(tmp_path, destinat
 
 def test_remaining_is_zero_at_the_destination_one_unmoved_and_above_one_away():
     rgb = torch.tensor([[1.0, 0.0, 0.0], [0.9, 0.1, 0.1], [0.0, 0.0, 1.0]])
-    items = ItemSet(items=[0, 1, 2], rgb=rgb, sim=torch.tensor([1.0, 0.9, 0.0]), target=torch.tensor([True, True, False]))
+    items = ItemSet(items=[0, 1, 2], rgb=rgb, sim=torch.tensor([1.0, 0.9, 0.0]),
+                    target=torch.tensor([True, True, False]))
     grey = torch.tensor([0.5, 0.5, 0.5])
     assert remaining(rgb, items, grey) == pytest.approx(1.0)
     assert remaining(grey.expand(3, 3), items, grey) == 0.0

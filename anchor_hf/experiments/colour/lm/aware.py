@@ -86,7 +86,7 @@ def settled(cfg: AnchorConfig) -> AnchorConfig:
 
 
 def continue_training(model_dir: str, out_dir: str, steps: AwareSteps, seed: int) -> str:
-    """Train `model_dir` for `steps.steps` more steps (with redirected lines when `steps.weight > 0`); returns `out_dir`."""
+    """Train `model_dir` `steps.steps` more steps into `out_dir` (with redirected lines when `steps.weight > 0`)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainingArguments
 
     from anchor_hf import AnchorDataCollator
@@ -101,7 +101,8 @@ def continue_training(model_dir: str, out_dir: str, steps: AwareSteps, seed: int
     target = exact_labels(similarity(torch.tensor([c.rgb for c in names]), spec.target))
     withheld = withheld_names(names, target, steps.withheld, seed)
     args = TrainingArguments(output_dir=out_dir, max_steps=steps.steps, per_device_train_batch_size=64,
-                             learning_rate=steps.learning_rate, lr_scheduler_type=steps.schedule, warmup_steps=steps.warmup,
+                             learning_rate=steps.learning_rate, lr_scheduler_type=steps.schedule,
+                             warmup_steps=steps.warmup,
                              weight_decay=0.01, save_strategy="no", report_to=[], use_cpu=True, seed=seed,
                              logging_steps=max(1, steps.steps // 5), disable_tqdm=True)
     lines = _redirected_lines(spec, tokenizer, names, withheld, seed) if steps.weight > 0 else None

@@ -149,7 +149,8 @@ class ColourRun:
             target["destination"] = self.destination_name
             for concept in destinations:
                 concept["name"] = self.destination_name
-        argv = ["--config", self.recipe(kind), "--output_dir", folder or self.model_dir(kind, seed), "--seed", str(seed),
+        argv = ["--config", self.recipe(kind), "--output_dir", folder or self.model_dir(kind, seed),
+                "--seed", str(seed),
                 "--colour_concept", self.concept, "--anchor_config", json.dumps(anchor)]
         if kind == "anchored" and self.has_destination:
             argv += ["--colour_destination", self.destination]

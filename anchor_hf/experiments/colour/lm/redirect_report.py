@@ -157,7 +157,8 @@ def redirect_figures(result: dict[str, Any]) -> dict[str, Any]:
         rows["no destination: reflected"] = n["redirect"]["rgb"][pick]
     swatches = plot_swatches([label(items.items[i]) for i in pick], rows)
     target = items.target
-    panels = {"suppress": a["suppress"]["rgb"][target], "redirect → trained destination": a["redirect"]["rgb"][target],
+    panels = {"suppress": a["suppress"]["rgb"][target],
+              "redirect → trained destination": a["redirect"]["rgb"][target],
               "random-direction redirect": a["redirect_random"]["rgb"][target]}
     if n is not None:
         panels["no destination: redirect → untrained opposite pole"] = n["redirect"]["rgb"][target]

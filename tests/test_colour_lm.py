@@ -83,11 +83,21 @@ def _smoke(tmp_path, corpus: str, extra: list[str]) -> dict:
     for name in ("report.md", "report.json", "summary.json", "projection.png", "error_vs_similarity.png",
                  "swatches.png"):
         assert os.path.isfile(out / name), name
-    for kind in ("anchored", "control"):
+    for name in ("redirect_swatches.png", "toward_destination.png"):
+        assert os.path.isfile(out / name), name
+    for kind in ("anchored", "nodest", "control"):
         cfg = json.loads((out / "models" / f"{kind}_seed0" / "anchor_config.json").read_text())
         assert cfg["concepts"][0]["name"] == "orange"  # the concept is renamed after the target
+    anchored = json.loads((out / "models" / "anchored_seed0" / "anchor_config.json").read_text())["concepts"]
+    assert [c["name"] for c in anchored] == ["orange", "c808080"] and anchored[0]["destination"] == "c808080"
+    assert anchored[1]["pole"] == -1 and anchored[1]["label_column"] == "destination"
     report = (out / "report.md").read_text()
-    assert f"anchor-hf colour --concept orange --seeds 1 --corpus {corpus}" in report  # the exact command
+    assert (f"anchor-hf colour --concept orange --destination '#808080' --aware-steps 0 --redirect-onset -1 --seeds 1 "
+            f"--corpus {corpus}") in report
+    for row in ("redirect → untrained opposite pole", "redirect → trained destination",
+                "LEACE, every anchored slice",
+                "post-hoc mean-difference suppress"):
+        assert row in report, row
     return json.loads((out / "summary.json").read_text())
 
 
@@ -112,12 +122,27 @@ def test_demo_takes_the_colour_options_with_demo_defaults():
     assert (args.out, args.seeds, args.corpus, args.concept) == ("x", 3, "mixing", "blue")
 
 
+def test_demo_defaults_to_the_redirect_recipe_and_colour_to_none():
+    from anchor_hf.cli import make_parser
+    from anchor_hf.experiments.colour.lm.cli import aware_steps, build_run
+
+    demo = make_parser().parse_args(["demo", "--out", "x"])
+    assert (demo.destination, aware_steps(demo), demo.redirect_onset) == ("#808080", 150, 0.3)
+    run = build_run(demo)
+    assert run.aware_steps == 150 and run.falloff == (0.3, 1.0, 1.0)
+    assert run.kinds() == ("anchored", "nodest", "control")
+    mixing = make_parser().parse_args(["demo", "--corpus", "mixing", "--out", "x"])
+    assert aware_steps(mixing) == 0  # the mixing language has no intervention-aware steps
+    colour = make_parser().parse_args(["colour", "--out", "x"])
+    assert (aware_steps(colour), colour.redirect_onset) == (0, -1.0) and build_run(colour).falloff is None
+
+
 def test_train_only_shards_split_the_colour_trainings(tmp_path):
     argv = ["colour", "--corpus", "xkcd", "--seeds", "1", "--max-steps", "2", "--out", str(tmp_path), "--train-only",
             "--train-args", f"--disable_tqdm true --per_device_train_batch_size 8 --model_config '{TINY}' "
             "--dataset_args.max_names 60"]
     assert cli_main([*argv, "--shard", "1/2"]) == 0
-    assert sorted(os.listdir(tmp_path / "models")) == ["control_seed0"]  # jobs: anchored 0, control 0
+    assert sorted(os.listdir(tmp_path / "models")) == ["nodest_seed0"]  # jobs: anchored 0, nodest 0, control 0
     assert not (tmp_path / "report.md").exists()  # --train-only: no evaluation
     with pytest.raises(AnchorConfigError, match="use it with --train-only"):
         cli_main([a for a in argv if a != "--train-only"] + ["--shard", "0/2"])

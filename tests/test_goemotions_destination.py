@@ -8,7 +8,7 @@ import pytest
 from test_goemotions_scratch import run_cli
 
 from anchor_hf import AnchorConfig, AnchorConfigError, AnchorDataError, ConceptAnchor
-from anchor_hf.experiments.goemotions.data import Comment, build_dataset, resolve_concept, resolve_concepts
+from anchor_hf.experiments.goemotions.data import Comment, build_dataset, resolve_concepts
 from anchor_hf.experiments.goemotions.destination import (check_training_labels, destination_labels,
                                                           resolve_destination)
 from anchor_hf.experiments.goemotions.runner import GoEmotionsRun

@@ -169,3 +169,16 @@ def test_redirect_states_turns_a_state_lying_on_the_axis_toward_the_fallback():
     out = redirect_states(h, v, -v, torch.tensor([0.5]))  # α → 0: all of the norm must go outside the axis
     torch.testing.assert_close(out.norm(dim=-1), torch.tensor([2.0]), atol=1e-5, rtol=0)
     assert abs(float(out[0] @ v)) < 1e-5
+
+
+def test_redirect_states_has_finite_gradients_where_the_norm_is_used_up():
+    """Inside a training step the edit must not return NaN gradients: a state whose in-plane part takes its whole
+    norm (β + α > ‖h‖) and a state lying on the axis both give finite gradients."""
+    v, d = plane()
+    h = torch.stack([3 * v + 4 * d, 2.0 * v, states(n=1)[0]]).requires_grad_()
+    out = redirect_states(h, v, d, torch.ones(3))
+    out.pow(2).sum().backward()
+    assert torch.isfinite(h.grad).all()
+    h2 = (2.0 * v).unsqueeze(0).requires_grad_()
+    redirect_states(h2, v, -v, torch.tensor([0.5])).sum().backward()  # α → 0: the norm moves to the fallback
+    assert torch.isfinite(h2.grad).all()

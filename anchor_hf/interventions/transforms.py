@@ -156,7 +156,8 @@ def redirect_states(h: torch.Tensor, v_hat: torch.Tensor, d_hat: torch.Tensor, s
         fallback: a unit `[D]` orthogonal to both, or None.
 
     Returns:
-        float32 `[..., D]` with the same norms as `h`.
+        float32 `[..., D]` with the same norms as `h` (to rounding), differentiable with finite
+        gradients everywhere, so the edit can sit inside a training step.
     """
     h = h.float()
     v_hat = v_hat.to(device=h.device, dtype=torch.float32)
@@ -177,5 +178,6 @@ def redirect_states(h: torch.Tensor, v_hat: torch.Tensor, d_hat: torch.Tensor, s
     fallback = fallback.to(device=h.device, dtype=torch.float32)
     has_outside = out_norm > 1e-6 * norm.clamp_min(EPS)  # relative: below it the direction is rounding noise
     u_hat = torch.where(has_outside, outside / out_norm.clamp_min(EPS), fallback.expand_as(h))
-    room = (norm.pow(2) - moved.pow(2).sum(-1, keepdim=True)).clamp_min(0.0).sqrt()
+    # floored above 0 so the gradient stays finite where the in-plane part takes the whole norm (sqrt'(0) = ∞)
+    room = (norm.pow(2) - moved.pow(2).sum(-1, keepdim=True)).clamp_min(EPS * EPS).sqrt()
     return moved @ basis.T + room * u_hat

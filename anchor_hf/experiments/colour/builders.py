@@ -28,6 +28,10 @@ class ColourMixingArgs:
         label_peak, label_power: label probability `peak · similarity^power` of the answer colour.
         seed: seed of the held-out split.
         exclude_target: drop the target colour's training items (the never-saw-it model).
+        destination: a redirect destination colour (`#808080`, a hue or an XKCD name), or None:
+            adds a `destination` label column (achromatic labels for a grey) for a destination
+            concept to be pulled by (docs/method.md §10).
+        destination_peak, destination_power: the destination labels' peak and power.
     """
 
     concept: str = "red"
@@ -36,6 +40,9 @@ class ColourMixingArgs:
     label_power: float = 8.0
     seed: int = 0
     exclude_target: bool = False
+    destination: str | None = None
+    destination_peak: float = 1.0
+    destination_power: float = 3.0
 
     def __post_init__(self) -> None:
         self.spec()  # raises naming the bad value
@@ -54,8 +61,8 @@ class ColourNamesArgs:
     Args:
         source: `xkcd` (the 949 survey names inside matplotlib) or `colornames` (the 31,914-name
             list in `data_dir`).
-        concept, heldout_fraction, label_peak, label_power, seed, exclude_target: as for
-            `colour_mixing` (held out: a share of the names).
+        concept, heldout_fraction, label_peak, label_power, seed, exclude_target, destination,
+            destination_peak, destination_power: as for `colour_mixing` (held out: a share of the names).
         data_dir: folder holding `colornames.csv` (source `colornames` only).
         max_names: keep a random subset of this many names (None: all).
         reverse: also train `#rrggbb: name` lines.
@@ -75,6 +82,9 @@ class ColourNamesArgs:
     answer_only: bool = False
     tokenizer: Literal["word", "char"] = "word"
     exclude_target: bool = False
+    destination: str | None = None
+    destination_peak: float = 1.0
+    destination_power: float = 3.0
 
     def __post_init__(self) -> None:
         from anchor_hf.errors import AnchorDataError

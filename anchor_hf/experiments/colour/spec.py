@@ -19,7 +19,7 @@ from anchor_hf.errors import AnchorDataError
 from anchor_hf.io import write_text
 from .corpus import ColourName, char_tokenizer, load_names, names_dataset, split_heldout, word_tokenizer
 from .mixing import mixing_dataset, mixing_tokenizer, split_pairs, word_rgb
-from .target import ColourTarget, exact_labels, parse_target, similarity
+from .target import ColourTarget, destination_probability, exact_labels, parse_target, similarity
 
 Corpus = Literal["xkcd", "colornames", "mixing"]
 SPEC_FILE = "colour_spec.json"
@@ -44,6 +44,11 @@ class ColourSpec:
         exclude_target: drop every training item of the target colour (exact label, similarity ≥ 0.5):
             the never-saw-it model that removal is measured against. The tokenizer and the
             held-out split stay those of the full corpus, so models compare item for item.
+        destination: a redirect destination colour (`#808080`, a hue or XKCD name), or None. When
+            set, the training split gets a `destination` column of its label probabilities
+            (`target.destination_probability`: achromatic labels for a grey), for a destination
+            concept to be pulled by (docs/method.md §10).
+        destination_peak, destination_power: the destination labels' peak and power.
     """
 
     corpus: Corpus = "xkcd"
@@ -58,6 +63,9 @@ class ColourSpec:
     answer_only: bool = False
     tokenizer_kind: Literal["word", "char"] = "word"
     exclude_target: bool = False
+    destination: str | None = None
+    destination_peak: float = 1.0
+    destination_power: float = 3.0
 
     def __post_init__(self) -> None:
         if self.corpus not in ("xkcd", "colornames", "mixing"):
@@ -65,6 +73,12 @@ class ColourSpec:
         if self.tokenizer_kind not in ("word", "char"):
             raise AnchorDataError(f"`tokenizer` must be 'word' or 'char', got {self.tokenizer_kind!r}")
         parse_target(self.concept)  # raises with the allowed colours
+        if self.destination is not None:
+            if parse_target(self.destination).rgb == self.target.rgb:
+                raise AnchorDataError(f"`destination` = {self.destination!r} is the target colour itself; a "
+                                      "redirect destination must be another colour")
+            destination_probability(torch.zeros(1, 3), parse_target(self.destination), self.destination_peak,
+                                    self.destination_power)  # raises on a bad peak or power
 
     @property
     def target(self) -> ColourTarget:
@@ -92,7 +106,16 @@ class ColourSpec:
         return build([c.line for c in train + heldout])
 
     def train_dataset(self, tokenizer: Any) -> Any:
-        """The training split with `concept` (label probability), `similarity`, `is_target`, `rgb`."""
+        """The training split with `concept` (label probability), `similarity`, `is_target`, `rgb`,
+        and `destination` (the destination's label probability) when a destination is set."""
+        dataset = self._split(tokenizer)
+        if self.destination is None:
+            return dataset
+        p = destination_probability(torch.tensor(dataset["rgb"]), parse_target(self.destination),
+                                    self.destination_peak, self.destination_power)
+        return dataset.add_column("destination", p.tolist())
+
+    def _split(self, tokenizer: Any) -> Any:
         if self.corpus == "mixing":
             pairs = self.pairs()[0]
             if self.exclude_target:

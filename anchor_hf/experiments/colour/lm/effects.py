@@ -1,10 +1,16 @@
 """What an intervention does to each colour: error per colour vs similarity to the target (METHOD.md §5, §6).
 
 For the anchored model: suppression (full projection at every anchored layer), repulsion
-(rotate to alignment 0, keeping the norm) and directional ablation (every residual write
-orthogonalized against v̂, restored after). For the control model, the same interventions along
-post-hoc difference-of-means directions (one per layer; ablation, which edits every write
-with one direction, uses the direction of all layers' states together).
+(rotate to alignment 0, keeping the norm), directional ablation (every residual write
+orthogonalized against v̂, restored after) and, when asked, `redirect` to a destination with its
+negative control, the same redirect along a random direction (docs/method.md §10). For the
+control model, the same interventions along post-hoc difference-of-means directions (one per
+layer; ablation, which edits every write with one direction, uses the direction of all
+layers' states together).
+
+With a destination colour `d`, every intervention also reports `remaining`: over the target
+group, `mean_i |a_i − d|² / mean_i |c_i − d|²` (answers `a_i`, own colours `c_i`): 0 when every
+answer is the destination, 1 when nothing moved, above 1 when answers moved elsewhere.
 
 Selectivity is reported as METHOD.md §6's triple, per intervention:
 - efficacy: the target group's error under the intervention (`target_error`, from `target_base`);
@@ -26,8 +32,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from anchor_hf.config import AnchorConfig
-from anchor_hf.interventions import ablated, repel, suppress
+from anchor_hf.config import OPPOSITE, AnchorConfig
+from anchor_hf.geometry import concept_place
+from anchor_hf.interventions import ablated, redirect, repel, suppress
 from anchor_hf.probes import r_squared, selectivity_ratio
 from .decode import rgb_error
 from .task import ColourTask, ItemSet
@@ -62,11 +69,54 @@ def rise_by_similarity(rise: torch.Tensor, sim: torch.Tensor) -> dict[str, float
 Intervention = Callable[[nn.Module], AbstractContextManager[Any]]
 
 
-def anchored_interventions(cfg: AnchorConfig, concept: str) -> dict[str, tuple[Intervention, int]]:
-    """name -> (context manager on a model, power of the similarity R² uses)."""
-    return {"suppress": (lambda m: suppress(m, cfg, concept), 2),
-            "repel": (lambda m: repel(m, cfg, concept, target=0.0), 2),
-            "ablate": (lambda m: ablated(m, cfg, concept), 3)}
+def remaining(pred: torch.Tensor, items: ItemSet, destination_rgb: torch.Tensor) -> float:
+    """`mean_i |a_i − d|² / mean_i |c_i − d|²` over the target group (1: unmoved, 0: all at `d`)."""
+    d = destination_rgb.reshape(1, 3).float()
+    target = items.target
+    moved = (pred[target].float() - d).pow(2).sum(-1).mean()
+    start = (items.rgb[target].float() - d).pow(2).sum(-1).mean()
+    return float(moved / start.clamp_min(1e-12))
+
+
+def anchored_interventions(cfg: AnchorConfig, concept: str, redirect_to: str | None = None,
+                           seed: int = 0, falloff: tuple[float, float, float] | None = None
+                           ) -> dict[str, tuple[Intervention, int]]:
+    """name -> (context manager on a model, power of the similarity R² uses).
+
+    With `redirect_to` (a destination concept of `cfg`, or "opposite") also `redirect` there
+    and `redirect_random`: the same redirect with the concept's direction (and an orthogonal
+    destination's) replaced by random unit directions orthogonal to both, seeded by `seed`.
+    Both use `falloff` (None: the full redirect).
+    """
+    out = {"suppress": (lambda m: suppress(m, cfg, concept), 2),
+           "repel": (lambda m: repel(m, cfg, concept, target=0.0), 2),
+           "ablate": (lambda m: ablated(m, cfg, concept), 3)}
+    if redirect_to is not None:
+        out["redirect"] = (lambda m: redirect(m, cfg, concept, to=redirect_to, falloff=falloff), 2)
+        u, to = random_redirect(cfg, concept, redirect_to, seed)
+        layers = cfg.resolved_layers or cfg.layers
+        out["redirect_random"] = (lambda m: redirect(m, direction=u, to=to, layers=layers, falloff=falloff), 2)
+    return out
+
+
+def random_redirect(cfg: AnchorConfig, concept: str, redirect_to: str, seed: int
+                    ) -> tuple[torch.Tensor, torch.Tensor | str]:
+    """A random unit direction `u` and its destination: `"opposite"`, or a random `w` ⊥ u, both ⊥ v̂ and d̂.
+
+    The negative control of a redirect: it moves states by the same rule but not along the
+    concept, so answers should not move toward the destination (a model that had learned to
+    read "an edit happened" rather than the place would move them anyway).
+    """
+    width = cfg.hidden_size
+    keep = [concept_place(cfg.concept(concept), width)[0]]
+    if redirect_to != OPPOSITE:
+        keep.append(concept_place(cfg.concept(redirect_to), width)[0])
+    taken = torch.cat(keep, 1)  # [D, 1 or 2]
+    g = torch.Generator().manual_seed(seed)
+    draws = torch.randn(width, 2, generator=g)
+    draws = draws - taken @ (taken.T @ draws)  # orthogonal to the concept and its destination
+    q, _ = torch.linalg.qr(draws)
+    return q[:, 0], (OPPOSITE if redirect_to == OPPOSITE else q[:, 1])
 
 
 def posthoc_interventions(cfg: AnchorConfig, directions: Sequence[torch.Tensor],
@@ -88,10 +138,12 @@ def posthoc_interventions(cfg: AnchorConfig, directions: Sequence[torch.Tensor],
 
 
 def measure_effects(model: nn.Module, tokenizer: Any, task: ColourTask,
-                    interventions: dict[str, tuple[Intervention, int]]) -> dict[str, Any]:
+                    interventions: dict[str, tuple[Intervention, int]],
+                    destination_rgb: torch.Tensor | None = None) -> dict[str, Any]:
     """Per-colour answers and errors on the memorized items, bare and under each intervention.
 
-    Returns `{"base": {"rgb", "error"}, name: {"rgb", "error", **selectivity}}`.
+    Returns `{"base": {"rgb", "error"}, name: {"rgb", "error", **selectivity}}`, with
+    `remaining` (toward `destination_rgb`) in every intervention's entry when it is given.
     """
     items = task.train
     rgb, _ = task.answer(model, tokenizer, items.items)
@@ -102,7 +154,10 @@ def measure_effects(model: nn.Module, tokenizer: Any, task: ColourTask,
             pred, _ = task.answer(model, tokenizer, items.items)
         err = rgb_error(pred, items.rgb)
         out[name] = {"rgb": pred, "error": err, **selectivity(base, err, items, power)}
+        if destination_rgb is not None:
+            out[name]["remaining"] = remaining(pred, items, destination_rgb)
     return out
 
 
-__all__ = ["selectivity", "anchored_interventions", "posthoc_interventions", "measure_effects"]
+__all__ = ["selectivity", "remaining", "anchored_interventions", "random_redirect", "posthoc_interventions",
+           "measure_effects"]

@@ -8,6 +8,8 @@
   similarity to the target, dots in the true colour.
 - `plot_swatches`: true colour, the model's answer, and its answer under interventions,
   for the colours most similar to the target and a few dissimilar ones.
+- `plot_toward_destination`: for each target-group item, where its answer lies between its
+  own colour (0) and the destination (1) under each intervention, dots in the answer's colour.
 """
 
 from __future__ import annotations
@@ -70,5 +72,37 @@ def plot_swatches(names: Sequence[str], rows: Mapping[str, torch.Tensor]) -> Fig
     ax.imshow(image.numpy(), aspect="equal", interpolation="nearest")
     ax.set_yticks(range(len(rows)), list(rows))
     ax.set_xticks(range(n), names, rotation=90, fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def toward(pred: torch.Tensor, own: torch.Tensor, destination: torch.Tensor) -> torch.Tensor:
+    """Position `[N]` of each answer on the segment from its own colour (0) to the destination (1).
+
+    `t = (a − c)·(d − c) / |d − c|²`, the projection onto the segment (not clipped: below 0
+    the answer moved away from the destination, above 1 beyond it).
+    """
+    span = destination.reshape(1, 3) - own
+    return ((pred - own) * span).sum(-1) / span.pow(2).sum(-1).clamp_min(1e-12)
+
+
+def plot_toward_destination(panels: Mapping[str, torch.Tensor], own: torch.Tensor, destination: torch.Tensor,
+                            sim: torch.Tensor) -> Figure:
+    """panels: title -> answers `[N, 3]` of the target items; own colours `[N, 3]`, destination `[3]`, sim `[N]`.
+
+    One row per panel: x is `toward` (0 = the item's own colour, 1 = the destination), y the
+    item's similarity to the target; each dot is drawn in the colour the model answered.
+    """
+    fig = Figure(figsize=(7.0, 1.9 * len(panels) + 0.8))
+    for i, (title, pred) in enumerate(panels.items()):
+        ax = fig.add_subplot(len(panels), 1, i + 1)
+        t = toward(pred, own, destination)
+        ax.scatter(t.numpy(), sim.numpy(), c=pred.clamp(0, 1).numpy(), s=22, edgecolors="0.3", linewidths=0.3)
+        for x in (0.0, 1.0):
+            ax.axvline(x, color="0.6", lw=0.7, ls="--")
+        ax.set_xlim(-0.5, 1.5)
+        ax.set_ylabel("similarity", fontsize=8)
+        ax.set_title(f"{title}: median {float(t.median()):.2f} of the way to the destination", fontsize=9)
+    ax.set_xlabel("0 = the item's own colour … 1 = the destination")
     fig.tight_layout()
     return fig

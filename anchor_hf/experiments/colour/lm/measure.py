@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from anchor_hf.config import AnchorConfig
-from anchor_hf.geometry import direction_basis
+from anchor_hf.geometry import concept_place
 from anchor_hf.probes.alignment import containment, margin, retention
 from anchor_hf.probes.detection import auroc, pool_alignment
 from anchor_hf.probes.inputs import pad_batches
@@ -43,9 +43,8 @@ def batches(lines: list[list[int]], pad_id: int, batch_size: int = 128) -> list[
 def read_states(model: nn.Module, cfg: AnchorConfig, concept: str, lines: list[list[int]], pad_id: int,
                 keep_states: bool = False) -> LayerStates:
     """States of `lines` at `cfg`'s anchored layers, with cos against the concept's place."""
-    c = cfg.concept(concept)
-    basis = direction_basis(c.dims, c.vector, cfg.hidden_size)
-    return collect_states(model, anchored_modules(model, cfg), batches(lines, pad_id), {concept: (basis, c.dims)},
+    place = concept_place(cfg.concept(concept), cfg.hidden_size)
+    return collect_states(model, anchored_modules(model, cfg), batches(lines, pad_id), {concept: place},
                           keep_states=keep_states, progress=False)
 
 

@@ -1,8 +1,9 @@
 """Aggregate colour-LM evaluations over seeds: `summary.json` (medians), `report.md`, figures.
 
-`summary.json` is flat and has exactly the fixed keys (`SUMMARY_KEYS`); the
-report adds every per-seed number, the per-layer geometry, all interventions and the
-targets with whether each was met, beside the exact command that produced them.
+`summary.json` is flat and has exactly the keys `SUMMARY_KEYS` (the redirect keys and their
+formulas are in `redirect_report.py`); the report adds every per-seed number, the per-layer
+geometry, all interventions, the redirect comparison and cost, and the targets with whether
+each was met, beside the exact command that produced them.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ import torch
 from anchor_hf.probes.report import json_safe, markdown_table, write_json, write_report
 from anchor_hf.probes.stats import median as seed_median
 from .figures import plot_error_vs_similarity, plot_projection, plot_swatches
+from .redirect_report import REDIRECT_KEYS, aware_rows, comparison_rows, cost_rows, redirect_figures, \
+    redirect_targets, summarize_redirect
 
 SUMMARY_KEYS = ("seeds", "concept", "corpus", "label_fraction", "heldout_error_anchored", "heldout_error_control",
                 "auroc_anchored", "auroc_control", "margin", "containment", "suppression_selectivity_ratio",
-                "suppression_r2", "suppression_target_error", "posthoc_selectivity_ratio")
+                "suppression_r2", "suppression_target_error", "posthoc_selectivity_ratio", *REDIRECT_KEYS)
 INTERVENTIONS = ("suppress", "repel", "ablate")
 
 
@@ -29,8 +32,9 @@ def median(values: Sequence[float | None]) -> float:
     return seed_median(values, nan="omit")
 
 
-def summarize(results: Sequence[dict[str, Any]], concept: str, corpus: str, label_fraction: float) -> dict[str, Any]:
-    """The flat summary: medians over seeds of the headline numbers."""
+def summarize(results: Sequence[dict[str, Any]], concept: str, corpus: str, label_fraction: float,
+              destination: str) -> dict[str, Any]:
+    """The flat summary: medians over seeds of the headline numbers, then the redirect keys."""
     a = [r["anchored"] for r in results]
     c = [r["control"] for r in results]
     summary = {
@@ -45,6 +49,7 @@ def summarize(results: Sequence[dict[str, Any]], concept: str, corpus: str, labe
         "suppression_r2": median([x["effects"]["suppress"]["r2"] for x in a]),
         "suppression_target_error": median([x["effects"]["suppress"]["target_error"] for x in a]),
         "posthoc_selectivity_ratio": median([x["effects"]["suppress"]["ratio"] for x in c]),
+        **summarize_redirect(results, destination),
     }
     return summary
 
@@ -146,7 +151,50 @@ def figures(result: dict[str, Any]) -> dict[str, Any]:
         "anchored, ablated": a["effects"]["ablate"]["rgb"][pick],
         "control": c["effects"]["base"]["rgb"][pick],
         "control, post-hoc suppressed": c["effects"]["suppress"]["rgb"][pick]})
-    return {"projection": fig_proj, "error_vs_similarity": fig_err, "swatches": fig_sw}
+    return {"projection": fig_proj, "error_vs_similarity": fig_err, "swatches": fig_sw, **redirect_figures(result)}
+
+
+def _aware_part(results: Sequence[dict[str, Any]]) -> list[str]:
+    """The withheld-vs-trained table of a run with intervention-aware steps (nothing otherwise)."""
+    rows = aware_rows(results)
+    if not rows:
+        return []
+    return ["### Intervention-aware steps: trained vs withheld target names", "",
+            "The anchored model continued training with redirected target lines answering the destination, drawn "
+            "∝ their label probability from all but a fixed share of the target names; the control continued as "
+            "many steps without them. Remaining over each part of the target group:", "",
+            markdown_table(["intervention", "remaining (trained names)", "remaining (withheld names)"], rows), ""]
+
+
+def _redirect_section(summary: dict[str, Any], results: Sequence[dict[str, Any]], seeds: Sequence[int],
+                      is_mixing: bool, falloff: Sequence[float] | None) -> list[str]:
+    """The report's redirect part: targets, the comparison on the same models and seeds, cost, figures."""
+    trained = summary["destination"] != "opposite"
+    exact = None
+    if is_mixing:
+        exact = (median([r["anchored"]["heldout_exact_match"] for r in results]),
+                 median([r["control"]["heldout_exact_match"] for r in results]))
+    where = f"the trained destination `{summary['destination']}`" if trained else \
+        "the untrained opposite pole (remaining measured toward `#808080`)"
+    return ["## Redirect", "",
+            f"`redirect(model, cfg, \"{summary['concept']}\")` moves the concept's component of every state at every "
+            f"anchored slice to {where}"
+            + (f", graded: states with alignment below {falloff[0]:g} to the concept are not moved (falloff "
+               f"{tuple(falloff)}); " if falloff else "; ")
+            + "remaining = mean |answer − d|² / mean |own colour − d|² over the target "
+            "group (1: unmoved, 0: every answer at the destination). The random-direction control applies the same "
+            "redirect along random unit directions orthogonal to the concept (and its destination).", "",
+            "### Redirect targets", "",
+            markdown_table(["target", "measured", "met"], redirect_targets(summary, summary["auroc_anchored"], exact)),
+            "", "### Every intervention on the same models and seeds", "",
+            markdown_table(["intervention", "model", "target base", "target error", "remaining", "dissimilar rise",
+                            "ratio", "mean error"], comparison_rows(results, trained)), "",
+            *_aware_part(results),
+            "### Cost: held-out error, paired by seed", "",
+            markdown_table(["seed", "held-out A", "held-out no-dest", "held-out C", "A ÷ C", "no-dest ÷ C",
+                            "held-out EM A", "held-out EM C"], cost_rows(results, seeds)), "",
+            "![redirect swatches](redirect_swatches.png)", "", "![toward the destination](toward_destination.png)",
+            ""]
 
 
 def write(out_dir: str, results: Sequence[dict[str, Any]], seeds: Sequence[int], summary: dict[str, Any],
@@ -167,6 +215,7 @@ def write(out_dir: str, results: Sequence[dict[str, Any]], seeds: Sequence[int],
                           "R²", "mean error"], _intervention_rows(results)), "",
           "### Error rise by similarity to the target (grading)", "",
           markdown_table(["intervention", *(f"sim {b}" for b in _bin_rows(results)[0])], _bin_rows(results)[1]), "",
+          *_redirect_section(summary, results, seeds, is_mixing, setup.get("redirect_falloff")),
           "## Geometry per layer", "",
           "AUROC of cos(h, v̂) for target lines: max / mean over the line's positions, and at the answer "
           "position; margin and containment over all positions; margin (line max) of each line's max cos.", "",

@@ -90,7 +90,7 @@ def _smoke(tmp_path, corpus: str, extra: list[str]) -> dict:
         assert cfg["concepts"][0]["name"] == "orange"  # the concept is renamed after the target
     anchored = json.loads((out / "models" / "anchored_seed0" / "anchor_config.json").read_text())["concepts"]
     assert [c["name"] for c in anchored] == ["orange", "c808080"] and anchored[0]["destination"] == "c808080"
-    assert anchored[1]["pole"] == -1 and anchored[1]["label_column"] == "destination"
+    assert anchored[1]["dims"] == [1] and anchored[1]["label_column"] == "destination"  # its own axis
     report = (out / "report.md").read_text()
     assert (f"anchor-hf colour --concept orange --destination '#808080' --aware-steps 0 --redirect-onset -1 --seeds 1 "
             f"--corpus {corpus}") in report

@@ -39,10 +39,11 @@ def test_colour_run_trains_the_destination_recipe_beside_the_one_without(tmp_pat
     argv = run.train_argv("anchored", 1)
     anchor = json.loads(argv[argv.index("--anchor_config") + 1])
     assert [c["name"] for c in anchor["concepts"]] == ["blue", "c808080"]
-    assert anchor["concepts"][0]["destination"] == "c808080" and anchor["concepts"][1]["pole"] == -1
-    assert argv[argv.index("--colour_destination") + 1] == "#808080"
+    assert anchor["concepts"][0]["destination"] == "c808080"
+    assert anchor["concepts"][0]["dims"] == [0] and anchor["concepts"][1]["dims"] == [1]  # the destination's own axis
+    assert argv[argv.index("--dataset_args.destination") + 1] == "#808080"
     nodest = run.train_argv("nodest", 1)
-    assert "colour_names_anchored.yaml" in nodest[1] and "--colour_destination" not in nodest
+    assert "colour_names_anchored.yaml" in nodest[1] and "--dataset_args.destination" not in nodest
     assert "destination" not in json.loads(nodest[nodest.index("--anchor_config") + 1])["concepts"][0]
 
 
@@ -140,7 +141,7 @@ def test_intervention_aware_run_continues_both_models_and_reports_withheld_names
     tiny = '{"n_embd": 16, "n_layer": 4, "n_head": 2, "n_positions": 32}'
     argv = ["colour", "--corpus", "xkcd", "--seeds", "1", "--max-steps", "3", "--out", str(tmp_path), "--aware-steps",
             "2", "--redirect-onset", "0.2", "--train-args",
-            f"--disable_tqdm true --per_device_train_batch_size 8 --model_config '{tiny}' --colour_max_names 150"]
+            f"--disable_tqdm true --per_device_train_batch_size 8 --model_config '{tiny}' --dataset_args.max_names 150"]
     assert cli_main(argv) == 0
     models = tmp_path / "models"
     assert sorted(os.listdir(models)) == ["anchored_pre_seed0", "anchored_seed0", "control_pre_seed0", "control_seed0",

@@ -1,6 +1,6 @@
 """`AnchorDataCollator`: causal-LM padding plus the concept-label masks the regularizer needs.
 
-Labels are sparse and noisy by design (METHOD.md §3): each example carries a label
+Labels are sparse and noisy by design (docs/method.md §3): each example carries a label
 probability per concept, and each time it is batched it is labelled with that probability
 (a Bernoulli draw per visit), so the same example is labelled on some visits and not on
 others. `draw="expected"` uses the probabilities as fixed weights instead (exact labels

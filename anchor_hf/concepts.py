@@ -95,7 +95,7 @@ def place_cosine(a: ConceptAnchor, b: ConceptAnchor) -> float | None:
 
 @dataclass
 class Schedule:
-    """How a loss weight moves over training progress `t` in [0, 1] (METHOD.md §4).
+    """How a loss weight moves over training progress `t` in [0, 1] (docs/method.md §4).
 
     ramp (from `start`·peak up to peak) → hold → anneal down to `floor`·peak, never to zero
     by default: "protection withdrawn entirely lets the task loss reclaim the axis".
@@ -146,7 +146,7 @@ class Schedule:
         """Warn about allowed values that are probably a mistake (once, when built)."""
         if self.floor == 0 and self.anneal_start < 1.0 and self.shape != "flat":
             warnings.warn(f"`{path}.floor` is 0: the weight anneals to zero, which lets the task loss "
-                          "reclaim the axis (METHOD.md §4); a floor of 0.1 is the published default.",
+                          "reclaim the axis (docs/method.md §4); a floor of 0.1 is the published default.",
                           stacklevel=4)
 
 
@@ -166,8 +166,8 @@ class ConceptAnchor:
         attract (`float`): peak weight of the pull on labelled positions (anchor / subspace term).
         repel (`float`): peak weight of the push on every live position (anti-subspace
             `Σ_{i∈D} ĥ_i²`, or anti-anchor `max(0, ĥ·v̂)` when `repel_kind="hinge"`).
-        repel_kind (`Literal["square", "hinge"]`): which repulsive term (METHOD.md §2).
-        repel_relative (`bool`): if True, `repel` is a multiple of `attract` (METHOD.md §4
+        repel_kind (`Literal["square", "hinge"]`): which repulsive term (docs/method.md §2).
+        repel_relative (`bool`): if True, `repel` is a multiple of `attract` (docs/method.md §4
             writes the repel schedule relative to the anchor peak: ≈2.5× early, ≈0.3× late).
         tau (`float` or `None`): mellowmax temperature for pooling each labelled span;
             `None` pulls every labelled token equally (a plain label-weighted mean).
@@ -178,7 +178,7 @@ class ConceptAnchor:
         exclusive (`float`): peak weight of the exclusivity term (0 = off; follows
             `attract_schedule`): pushes the class means of the off-anchor part of labelled and
             unlabelled states together, so the concept stays readable on the anchor only
-            (`geometry.exclusivity_loss`, METHOD.md §9).
+            (`geometry.exclusivity_loss`, docs/method.md §9).
         exclusive_momentum (`float`): momentum of the running class means the exclusivity
             term steers by, in [0, 1); closer to 1 averages over more labelled batches.
         route (`bool`): gradient routing (`anchor_hf.routing`): on training batches, labelled

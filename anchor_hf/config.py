@@ -3,7 +3,7 @@
 Like a PEFT config, it knows nothing about training: a plain dataclass that validates
 itself in `__post_init__` (each `ConceptAnchor` alone, from `concepts.py`, then how they
 combine: shared axes, destinations), saves to and loads from `anchor_config.json`, and
-describes directions in a model's hidden space (METHOD.md §2-§4, docs/method.md §10).
+describes directions in a model's hidden space (docs/method.md §2-§4, docs/method.md §10).
 `bind` checks it against a concrete model's hidden size and depth before any work starts.
 """
 
@@ -42,7 +42,7 @@ class AnchorConfig:
         layers (`list[int | str]`): decoder-block indices (negative counts from the end) or
             module-name glob patterns (`"encoder.norm"`, `"model.layers.*"`) on the unwrapped model.
         concepts (`list[ConceptAnchor]`): the concepts; axes of different concepts may not overlap.
-        separation (`float`): weight of the separation term (METHOD.md §2), 0 = off.
+        separation (`float`): weight of the separation term (docs/method.md §2), 0 = off.
         separation_power (`float`): exponent p of `((1 + ĥ_i·ĥ_j)/2)^p`.
         separation_samples (`int`): live states sampled per layer for the separation term;
             it costs O(samples²), so it never runs over all tokens.

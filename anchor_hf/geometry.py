@@ -1,4 +1,4 @@
-"""Loss terms, pooling and directions of Sparse Concept Anchoring (METHOD.md §2).
+"""Loss terms, pooling and directions of Sparse Concept Anchoring (docs/method.md §2).
 
 torch only, no transformers: every function here can be tested on hand-made tensors.
 All terms live on the unit sphere (standard HF models are not normalized, so states are
@@ -91,7 +91,7 @@ def alignment(coords: torch.Tensor) -> torch.Tensor:
 def mellowmax_pool(x: torch.Tensor, spans: torch.Tensor, tau: float | None) -> torch.Tensor:
     """Pool misalignment over each labelled span: `x [B, T]`, `spans [B, T]` bool → `[B]`.
 
-    `pool = −τ·log(mean_{t∈span} exp(−x_t/τ))` (METHOD.md §2). Unlike an equal pull on every
+    `pool = −τ·log(mean_{t∈span} exp(−x_t/τ))` (docs/method.md §2). Unlike an equal pull on every
     token of a span, this pulls hardest on the tokens already closest to the anchor, so a
     concept-blind shift of all tokens cannot satisfy it. Its gradient over a span is
     softmin weights that are non-negative and sum to 1, so λ means the same at every τ.
@@ -115,7 +115,7 @@ def mellowmax_pool(x: torch.Tensor, spans: torch.Tensor, tau: float | None) -> t
 def softmin_weights(x: torch.Tensor, spans: torch.Tensor, tau: float) -> torch.Tensor:
     """The gradient of `mellowmax_pool` w.r.t. `x`: softmin weights per span `[B, T]`, rows sum to 1.
 
-    Used by the latch check (how much of the pull lands on syntax tokens, METHOD.md §6).
+    Used by the latch check (how much of the pull lands on syntax tokens, docs/method.md §6).
     """
     spans = spans.bool()
     logits = torch.where(spans, -x / tau, torch.full_like(x, -float("inf")))
@@ -127,7 +127,7 @@ def separation_loss(h_hat: torch.Tensor, power: float) -> torch.Tensor:
     """Mean over pairs i≠j of `((1 + ĥ_i·ĥ_j)/2)^p` for unit states `[S, D]` → scalar.
 
     With p ≈ 100 the term is negligible unless two states nearly coincide, so it stops
-    labelled examples from collapsing onto the anchor (the "compression" of METHOD.md §9)
+    labelled examples from collapsing onto the anchor (the "compression" of docs/method.md §9)
     without pushing apart states that are merely similar. O(S²): callers sample S states.
     """
     s = h_hat.shape[0]
@@ -151,7 +151,7 @@ def exclusivity_loss(off: torch.Tensor, labelled: torch.Tensor, unlabelled: torc
 
     Equal class means of the off-anchor part is exactly what makes the concept linearly
     unreadable there (the LEACE theorem, arXiv 2306.03819), so the concept's only linear
-    home is the anchored place (METHOD.md §9). At sparse label rates a batch's own class
+    home is the anchored place (docs/method.md §9). At sparse label rates a batch's own class
     means are too noisy to steer by, so the gap `μ₁ − μ₀` comes from running means (`gap`,
     detached, `[D]`) and only the batch's contribution is differentiated:
     `gap · (mean_w(off | labelled) − mean(off | unlabelled))`, whose gradient is that of

@@ -46,7 +46,7 @@ def measure_label_rates(dataset: Any, config: AnchorConfig) -> dict[str, dict[st
     """Per concept: `rate` (mean label probability: the expected fraction of examples, or of
     tokens for token-level labels, labelled per visit) and `items` (examples with p > 0).
 
-    METHOD.md §3 and §8: labels are meant to be sparse, and a card should say how sparse,
+    docs/method.md §3 and §8: labels are meant to be sparse, and a card should say how sparse,
     and how many distinct items carried them. Concepts whose column is missing are left out.
     """
     columns = getattr(dataset, "column_names", None)

@@ -1,7 +1,7 @@
 """The anchoring regularizer: sums the loss terms of every concept over the anchored layers.
 
 torch only (no transformers). Given captured states `[B, T, D]` per layer and the masks an
-`AnchorDataCollator` produces, it returns `Σ_k λ_k Ω_k` (METHOD.md §2) and detached
+`AnchorDataCollator` produces, it returns `Σ_k λ_k Ω_k` (docs/method.md §2) and detached
 statistics for logging.
 
 Reductions are written as sums over a micro-batch divided by denominators that the

@@ -1,7 +1,7 @@
 """Gradient routing to the anchor: labelled states learn through the anchored place only.
 
 The pull puts a concept *on* its axis, but a wide residual stream keeps it readable *off*
-the axis too, so suppressing the axis barely changes the output (METHOD.md §9). Routing
+the axis too, so suppressing the axis barely changes the output (docs/method.md §9). Routing
 closes the other door: at each anchored layer, for the labelled positions of a batch, the
 state keeps its value but its off-axis part is detached,
 
@@ -11,7 +11,7 @@ so the task loss of labelled examples trains everything upstream only through th
 anchored component. What makes those examples special is then learned where suppression
 and ablation can reach it. The forward pass is unchanged (h' = h up to rounding), so
 outputs, metrics and unlabelled examples are untouched; labels stay sparse and drawn per
-visit (METHOD.md §3), so strongly labelled examples are routed on most visits and weakly
+visit (docs/method.md §3), so strongly labelled examples are routed on most visits and weakly
 labelled ones rarely. This is gradient routing (Cloud et al. 2024, arXiv 2410.04332)
 with the anchor as the route.
 """

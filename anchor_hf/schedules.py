@@ -1,4 +1,4 @@
-"""Loss-weight schedules over training progress, and the dose `∫ w·lr` (METHOD.md §4).
+"""Loss-weight schedules over training progress, and the dose `∫ w·lr` (docs/method.md §4).
 
 Pure Python: a schedule is a function of progress `t` in [0, 1], so it can be plotted,
 tested and logged without a model.
@@ -53,7 +53,7 @@ def schedule_factor(schedule: Schedule | None, progress: float, warmup_fraction:
 class DoseMeter:
     """Accumulates the dose `∫ w·lr` of each named weight, once per optimizer step.
 
-    METHOD.md §4 asks for the dose to be logged: two schedules with the same peak but
+    docs/method.md §4 asks for the dose to be logged: two schedules with the same peak but
     different shapes deliver very different amounts of pull, and the dose is what a
     "dose-matched" comparison holds fixed.
     """

@@ -84,7 +84,7 @@ class AnchorArguments:
         anchor_config (`dict`, `str`): an `AnchorConfig` as a mapping (inline in the recipe or a
             JSON/YAML string), a path to a `.json`/`.yaml` file of one, or a folder holding
             `anchor_config.json` (to continue a run with the same anchors). Required.
-        label_draw (`str`): `bernoulli` draws labels per visit (METHOD.md §3); `expected` uses
+        label_draw (`str`): `bernoulli` draws labels per visit (docs/method.md §3); `expected` uses
             the probabilities as fixed weights.
         label_seed (`int` or `None`): seed of the label draws; default the training seed.
     """

@@ -1,4 +1,4 @@
-"""Loss terms and pooling (METHOD.md §2), on hand-made tensors; no transformers import."""
+"""Loss terms and pooling (docs/method.md §2), on hand-made tensors; no transformers import."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Alignment, margin, containment, retention and latch check on constructed states (METHOD.md §6)."""
+"""Alignment, margin, containment, retention and latch check on constructed states (docs/method.md §6)."""
 
 from __future__ import annotations
 

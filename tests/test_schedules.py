@@ -1,4 +1,4 @@
-"""Weight schedules and dose (METHOD.md §4)."""
+"""Weight schedules and dose (docs/method.md §4)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ Each example is a short walk over a small vocabulary: it starts at a random toke
 moves by a fixed stride, so the next token is predictable and a tiny model's loss falls
 within a few steps. A fraction of examples (`concept_rate`) are "concept" examples: a
 run of tokens from a reserved block at the top of the vocabulary is written into them.
-The concept column holds each example's label probability (METHOD.md §3): `label_rate`
+The concept column holds each example's label probability (docs/method.md §3): `label_rate`
 for concept examples, 0 for the rest, so labels stay sparse and are drawn per visit by
 the collator. Everything is a function of `seed`: two calls give the same data.
 """

@@ -1,7 +1,7 @@
 """Permanent edits: directional ablation and redirection of the residual stream, axis zeroing of a bottleneck.
 
 `ablate` orthogonalizes every matrix that *writes* the residual stream against the concept
-(METHOD.md §5): token and position embeddings, the attention output projection and the
+(docs/method.md §5): token and position embeddings, the attention output projection and the
 MLP output projection of every block, and their biases. What is then exactly true:
 
 - no residual-stream state of the edited model has a component in the concept's span,
@@ -201,7 +201,7 @@ def ablate(model: nn.Module, cfg: AnchorConfig | None = None, concept: str | Non
 
     Orthogonalizes, in place, the token and position embeddings and each block's attention
     and MLP output projections (weights and biases) against the concept's direction, or its
-    whole subspace for a k-axis concept (METHOD.md §5). Supported: GPT-2, Llama, Mistral,
+    whole subspace for a k-axis concept (docs/method.md §5). Supported: GPT-2, Llama, Mistral,
     Qwen2/3, GPT-NeoX and pre-norm OPT; other families raise. PEFT-wrapped models are edited
     through the wrapper unless an adapter sits on a write (then merge first). A model still
     sharded by FSDP2 or ZeRO-3 is refused: edit its saved full weights in one process.
@@ -276,7 +276,7 @@ def _untie_unembedding(base: nn.Module) -> None:
 def ablate_axes(producer: nn.Linear, consumer: nn.Linear, dims: Sequence[int]) -> dict[str, float]:
     """Zero a bottleneck's anchored axes: the rows and bias of `producer`, the columns of `consumer`.
 
-    The autoencoder form of weight ablation (METHOD.md §5): with the encoder's output rows
+    The autoencoder form of weight ablation (docs/method.md §5): with the encoder's output rows
     and bias for `dims` zeroed, the code has exactly 0 on those axes for every input, and
     with the decoder's input columns zeroed nothing reads them either.
 

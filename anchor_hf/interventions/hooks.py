@@ -1,4 +1,4 @@
-"""Reversible interventions: `suppress` and `repel` as forward hooks (METHOD.md §5); `steer` is in `steering.py`.
+"""Reversible interventions: `suppress` and `repel` as forward hooks (docs/method.md §5); `steer` is in `steering.py`.
 
 Each call returns an `InterventionHandle`, which is also a context manager::
 
@@ -31,7 +31,7 @@ def suppress(model: nn.Module, cfg: AnchorConfig | None = None, concept: str | N
              layers: Layers = None, direction: Any | None = None) -> InterventionHandle:
     """Project the concept out of the hidden states at the anchored layers (reversible).
 
-    `h' = h − g(α)(h·v̂)v̂` with `α = ĥ·v̂` (METHOD.md §5). `g = 1` is the full projection;
+    `h' = h − g(α)(h·v̂)v̂` with `α = ĥ·v̂` (docs/method.md §5). `g = 1` is the full projection;
     `falloff=(a, b, p)` uses the bounded lobe `b·((α − a)/(1 − a))^p` for `α ≥ a`, which
     leaves weakly aligned states almost untouched. By default only states pointing toward
     the concept (`α > 0`) are edited, so states pointing away keep their meaning; with
@@ -108,7 +108,7 @@ def repel(model: nn.Module, cfg: AnchorConfig | None = None, concept: str | None
 
     Where the new alignment `m(α)` is below the current `α`, the unit state turns in the
     plane spanned by the concept and its own off-concept part until its alignment is `m(α)`
-    (METHOD.md §5, repulsion). Unlike suppression the norm is kept, so later LayerNorms see
+    (docs/method.md §5, repulsion). Unlike suppression the norm is kept, so later LayerNorms see
     a state of the usual size. States whose `m(α) ≥ α` are returned bit for bit.
 
     Args:

@@ -1,4 +1,4 @@
-"""The state edits behind every reversible intervention, as pure tensor functions (METHOD.md §5).
+"""The state edits behind every reversible intervention, as pure tensor functions (docs/method.md §5).
 
 torch only, no model: each function maps hidden states `h [..., D]` to edited states of the
 same shape, in float32 (callers cast back to the model's dtype). `basis` is an orthonormal
@@ -44,7 +44,7 @@ def falloff(alpha: torch.Tensor, a: float, b: float, p: float) -> torch.Tensor:
     """The bounded suppression lobe `g(α) = b·((α − a)/(1 − a))^p` for `α ≥ a`, else 0.
 
     It suppresses states strongly aligned with the concept and leaves weakly aligned ones
-    almost alone (METHOD.md §5), instead of the all-or-nothing full projection. For
+    almost alone (docs/method.md §5), instead of the all-or-nothing full projection. For
     `α ≤ 1` it never exceeds `b ≤ 1`, so it never pushes a state past the orthogonal plane.
 
     Args:
@@ -79,7 +79,7 @@ def rotate_to_alignment(h: torch.Tensor, basis: torch.Tensor, new_alignment: tor
     Writing `ĥ = α·ŝ + √(1 − α²)·û`, with `ŝ` the unit in-span part (`v̂` itself for k = 1,
     so α is signed there) and `û` the unit part outside, the result is
     `‖h‖·(m·ŝ + √(1 − m²)·û)`: the state turns in the plane of `ŝ` and `û` only
-    (METHOD.md §5, repulsion). A state lying wholly in the span has no `û`; it turns toward
+    (docs/method.md §5, repulsion). A state lying wholly in the span has no `û`; it turns toward
     `fallback` (default `orthogonal_fallback(basis)`).
 
     Args:
@@ -113,7 +113,7 @@ def rotate_to_alignment(h: torch.Tensor, basis: torch.Tensor, new_alignment: tor
 
 
 def add_direction(h: torch.Tensor, v_hat: torch.Tensor, dose: float) -> torch.Tensor:
-    """`h + c·‖h‖·v̂`: additive steering scaled by each state's own norm (METHOD.md §5).
+    """`h + c·‖h‖·v̂`: additive steering scaled by each state's own norm (docs/method.md §5).
 
     Scaling by `‖h‖` makes a dose mean the same at every layer and position, whatever the
     norm of the residual stream there; a negative dose steers away from the concept.

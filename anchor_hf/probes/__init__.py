@@ -1,4 +1,4 @@
-"""Probes: measure where a concept sits and what happens when it is moved (METHOD.md §6).
+"""Probes: measure where a concept sits and what happens when it is moved (docs/method.md §6).
 
 One measurement per module, each pure torch on tensors (testable without a model):
 `alignment` (alignment, margin, containment, retention, latch check), `detection`

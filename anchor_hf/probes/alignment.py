@@ -1,4 +1,4 @@
-"""Alignment, margin, containment, retention and the latch check (METHOD.md §6).
+"""Alignment, margin, containment, retention and the latch check (docs/method.md §6).
 
 Pure torch on tensors of cosines, so every quantity can be checked on hand-made numbers.
 `cos` is `[N, T]` (alignment of each example's state at each position with the anchored
@@ -39,7 +39,7 @@ def _token_weights(weights: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
 def containment(cos: torch.Tensor, live: torch.Tensor) -> float:
     """Plain mean alignment over every live position.
 
-    Catches the whole cloud drifting onto the axis, the main transformer failure (METHOD.md
+    Catches the whole cloud drifting onto the axis, the main transformer failure (docs/method.md
     §8): a concept-blind shift raises containment but not margin.
     """
     live = live.bool()
@@ -58,7 +58,7 @@ def labelled_alignment(cos: torch.Tensor, live: torch.Tensor, weights: torch.Ten
 
 
 def margin(cos: torch.Tensor, live: torch.Tensor, weights: torch.Tensor) -> float:
-    """Label-weighted mean alignment minus plain mean alignment (METHOD.md §6).
+    """Label-weighted mean alignment minus plain mean alignment (docs/method.md §6).
 
     How much closer a state sits to the anchor for being the concept. `weights` are the
     label probabilities (or exact 0/1 labels) per example `[N]` or per token `[N, T]`.
@@ -91,7 +91,7 @@ def position_profile(cos: torch.Tensor, live: torch.Tensor, rows: torch.Tensor |
 
 
 def latch_mass(cos: torch.Tensor, spans: torch.Tensor, syntax: torch.Tensor, tau: float | None) -> dict[str, float]:
-    """How much of the pooled pull lands on syntax tokens (the latch check, METHOD.md §6, §8).
+    """How much of the pooled pull lands on syntax tokens (the latch check, docs/method.md §6, §8).
 
     The mellowmax pull's gradient over a span is the softmin weights of `x = 1 − cos`
     (`geometry.softmin_weights`); at small τ they can concentrate on syntax tokens early in

@@ -1,4 +1,4 @@
-"""Detection without search: AUROC of `cos(h, v̂)` for concept vs non-concept examples (METHOD.md §6).
+"""Detection without search: AUROC of `cos(h, v̂)` for concept vs non-concept examples (docs/method.md §6).
 
 The anchor is known in advance, so the detector has no parameters to fit: the score of an
 example is its pooled alignment, and the AUROC says how well that score ranks concept

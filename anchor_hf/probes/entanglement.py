@@ -1,4 +1,4 @@
-"""Entanglement: how much suppressing or ablating concept A costs group B (METHOD.md §5–6).
+"""Entanglement: how much suppressing or ablating concept A costs group B (docs/method.md §5–6).
 
 For each intervened concept A and each group B (a concept's examples, or any labelled
 group), `E[A, B] = ΔL_B / ΔL_A`: the change in B's held-out loss when A is removed,

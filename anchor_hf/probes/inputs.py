@@ -5,7 +5,7 @@ Every check here runs before any model is loaded, so a wrong path, a missing
 with a message naming the field, the value and what is allowed.
 Data: a JSONL/JSON file, a CSV file, or a folder written by `datasets.save_to_disk`,
 with a text column and one column per concept holding label probabilities in [0, 1]
-(exact 0/1 labels for evaluation, METHOD.md §3).
+(exact 0/1 labels for evaluation, docs/method.md §3).
 """
 
 from __future__ import annotations

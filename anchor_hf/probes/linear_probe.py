@@ -1,4 +1,4 @@
-"""A logistic-regression probe per layer, and how its direction compares with the anchor (METHOD.md §6).
+"""A logistic-regression probe per layer, and how its direction compares with the anchor (docs/method.md §6).
 
 The probe is the "search" baseline: given the same states and labels, how well does a
 fitted linear readout detect the concept, and does it find the anchored direction? Pure

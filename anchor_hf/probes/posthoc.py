@@ -1,4 +1,4 @@
-"""Post-hoc concept directions for models trained without anchoring (METHOD.md §6 baselines).
+"""Post-hoc concept directions for models trained without anchoring (docs/method.md §6 baselines).
 
 Anchored and post-hoc directions are compared on the same states and labels: the
 difference of class means (the simplest found direction), and LEACE (Belrose et al. 2023,

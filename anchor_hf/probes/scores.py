@@ -1,6 +1,6 @@
 """Per-example scores of a model on a batch: token loss, log-likelihood, readout alignment.
 
-The quantities that interventions are judged by (METHOD.md §6): entanglement compares
+The quantities that interventions are judged by (docs/method.md §6): entanglement compares
 held-out losses, steerability tracks a concept score over doses. Each function returns
 one number per example `[B]`, so callers can group or pair examples freely.
 """

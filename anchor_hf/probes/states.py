@@ -1,4 +1,4 @@
-"""Collect what probes need from a model's anchored layers over a dataset (METHOD.md §6).
+"""Collect what probes need from a model's anchored layers over a dataset (docs/method.md §6).
 
 Probes read states exactly as the regularizer saw them in training: the first output of
 each anchored module, recorded by forward hooks (`HiddenStateCapture`), so "the state at

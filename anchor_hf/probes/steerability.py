@@ -1,4 +1,4 @@
-"""Steerability: the dose–response of a concept score under additive steering (METHOD.md §5–6).
+"""Steerability: the dose–response of a concept score under additive steering (docs/method.md §5–6).
 
 `steer` adds `c·‖h‖·v̂` at the anchored layers. A concept is steerable when a per-example
 score moves with the dose `c` for (nearly) every example, not just on average, so this

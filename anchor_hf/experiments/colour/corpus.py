@@ -193,7 +193,7 @@ def span_after_bos(input_ids: list[list[int]]) -> list[list[int]]:
 
     The `<bos>` state is the same in every line at every layer (it attends only to itself),
     so a pooled pull may latch onto it: one state on the axis then satisfies the pull for
-    every labelled line without saying anything about the colour (METHOD.md §8, measured
+    every labelled line without saying anything about the colour (docs/method.md §8, measured
     here: at ≈2.5% labelled lines the anchored AUROC fell to 0.5).
     """
     return [[1, len(ids)] for ids in input_ids]

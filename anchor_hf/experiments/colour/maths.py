@@ -1,4 +1,4 @@
-"""Colour maths for the colour-autoencoder experiments (METHOD.md §3, §6).
+"""Colour maths for the colour-autoencoder experiments (docs/method.md §3, §6).
 
 torch only: RGB↔HSV, the named test colours, similarity to an anchor colour, the
 label affinities that make labels sparse and noisy, and the RGB-cube grid the
@@ -67,7 +67,7 @@ def hsv_to_rgb(hsv: torch.Tensor) -> torch.Tensor:
 def hsv_similarity(hsv: torch.Tensor, anchor_hsv: torch.Tensor | tuple[float, float, float]) -> torch.Tensor:
     """Similarity in [0, 1] of colours `[..., 3]` to an anchor colour, both HSV → `[...]`.
 
-    METHOD.md §6: the hue term `max(0, (90° − Δhue)/90°)` (zero beyond a quarter turn),
+    docs/method.md §6: the hue term `max(0, (90° − Δhue)/90°)` (zero beyond a quarter turn),
     blended by vibrancy `s·v`, times `(1 − |Δs|)(1 − |Δv|)`. The blend is
     `r·hue_term + (1 − r)` with `r` the mean vibrancy of the two colours: hue is
     undefined for greys, so the less vibrant the pair, the less hue counts.
@@ -95,7 +95,7 @@ def vibrancy(rgb: torch.Tensor) -> torch.Tensor:
 
 
 def p_red(rgb: torch.Tensor) -> torch.Tensor:
-    """Label probability of "red", `0.08·[r(1 − g/2 − b/2)]^8` (METHOD.md §3) → `[...]`.
+    """Label probability of "red", `0.08·[r(1 − g/2 − b/2)]^8` (docs/method.md §3) → `[...]`.
 
     Pure red is labelled on 8% of its visits; the 8th power makes the labels sparse
     (≈0.09% of draws from the 8³ cube) and concentrated on reds.

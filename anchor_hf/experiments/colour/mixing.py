@@ -5,7 +5,7 @@ and each colour is one word token named by its three web-safe hex digits (`f00` 
 red, `00f` blue). Mixing averages two colours channel by channel. A pair is *closed*
 when the average lands on the grid (per channel the two levels have the same parity),
 so its answer is a colour of the language; only closed pairs of distinct colours are
-used, and they are split by unordered pair into train and held-out (METHOD.md §7 row 3:
+used, and they are split by unordered pair into train and held-out (docs/method.md §7 row 3:
 the published transformer work trained on such a language). Training lines list both
 orders of a pair, so held-out pairs are unseen in either order.
 

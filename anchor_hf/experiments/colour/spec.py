@@ -35,7 +35,7 @@ class ColourSpec:
         concept: target colour (`red`, any hue/XKCD name, or `#rrggbb`).
         data_dir: folder holding `colornames.csv` (only for `colornames`).
         heldout_fraction: share of names / closed pairs held out of training.
-        label_peak, label_power: label probability `peak · similarity^power` (METHOD.md §3).
+        label_peak, label_power: label probability `peak · similarity^power` (docs/method.md §3).
         seed: seed of the held-out split (and of the name subset).
         max_names: keep a random subset of this many names (`colornames` is large).
         reverse: also train on `#rrggbb: name` lines.

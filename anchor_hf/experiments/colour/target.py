@@ -4,10 +4,10 @@ The concept of a line such as `cherry red: #cf0234` is decided by its hex value 
 labels are exact ground truth for evaluation and need no annotator. For a target colour
 (`red`, any named hue, any XKCD name, or a hex such as `#ff8800`):
 
-- `similarity` is METHOD.md §6's similarity to the target (`colour.hsv_similarity`, which
+- `similarity` is docs/method.md §6's similarity to the target (`colour.hsv_similarity`, which
   takes any anchor colour in HSV): hue term within a quarter turn, blended by vibrancy,
   times the saturation and value agreement. 1 at the target, 0 for far hues and greys.
-- `label_probability` is the training label probability of METHOD.md §3, generalized
+- `label_probability` is the training label probability of docs/method.md §3, generalized
   from red's `0.08·[r(1 − g/2 − b/2)]^8` to any target as `peak · similarity^power`:
   the high power keeps labels sparse and concentrated on colours close to the target,
   and each visit draws the label anew (the collator's Bernoulli draw).
@@ -59,7 +59,7 @@ def hex_to_rgb(value: str) -> tuple[float, float, float]:
 def parse_target(spec: str) -> ColourTarget:
     """The target colour `spec` names: a hue of `colour.NAMED_COLOURS`, an XKCD name, or `#rrggbb`.
 
-    Named hues come first so `red` is pure red (1, 0, 0), as in METHOD.md, not XKCD's
+    Named hues come first so `red` is pure red (1, 0, 0), as in docs/method.md, not XKCD's
     surveyed red (#e50000).
     """
     if not isinstance(spec, str) or not spec.strip():
@@ -79,13 +79,13 @@ def parse_target(spec: str) -> ColourTarget:
 
 
 def similarity(rgb: torch.Tensor, target: ColourTarget) -> torch.Tensor:
-    """Similarity `[N]` in [0, 1] of colours `[N, 3]` to the target (METHOD.md §6)."""
+    """Similarity `[N]` in [0, 1] of colours `[N, 3]` to the target (docs/method.md §6)."""
     target_hsv = rgb_to_hsv(torch.tensor(target.rgb)).tolist()
     return hsv_similarity(rgb_to_hsv(rgb.float()), tuple(target_hsv))
 
 
 def label_probability(sim: torch.Tensor, peak: float = 0.08, power: float = 8.0) -> torch.Tensor:
-    """Per-visit label probability `peak · sim^power` `[N]` (METHOD.md §3, any target)."""
+    """Per-visit label probability `peak · sim^power` `[N]` (docs/method.md §3, any target)."""
     if not 0.0 <= peak <= 1.0:
         raise AnchorDataError(f"`label_peak` must be a probability in [0, 1], got {peak}")
     if power <= 0:

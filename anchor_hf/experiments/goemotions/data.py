@@ -2,7 +2,7 @@
 
 GoEmotions (Demszky et al. 2020, Apache-2.0) is 58k Reddit comments, each labelled with
 one or more of 28 labels (27 emotions + neutral), with two published groupings: Ekman's 7
-and 4 sentiment groups. Labels come per comment, not per token (METHOD.md §2, pooled pull),
+and 4 sentiment groups. Labels come per comment, not per token (docs/method.md §2, pooled pull),
 and the nested groups (anger ⊂ Ekman anger ⊂ negative) give ground truth for entanglement.
 
 Read in place from a folder of `{train,dev,test}.tsv` (text, comma-separated label ids,
@@ -11,7 +11,7 @@ from the Hub for users online (`data_dir=None`). A concept is named
 - a label (`anger`, `gratitude`; the 28 in `LABELS`),
 - an Ekman group (`ekman:anger` = anger + annoyance + disapproval),
 - a sentiment group (`sentiment:negative`; `positive`, `negative`, `ambiguous` also bare).
-Training sees label *probabilities* drawn per visit (METHOD.md §3) at a chosen label rate;
+Training sees label *probabilities* drawn per visit (docs/method.md §3) at a chosen label rate;
 the exact labels stay beside them (`exact_<column>`) for evaluation.
 """
 
@@ -193,7 +193,7 @@ def exact_labels(comments: Sequence[Comment], concept: EmotionConcept) -> list[i
 
 def label_probabilities(exact: Sequence[int], label_rate: float, scheme: LabelScheme = "visit",
                         seed: int = 0) -> list[float]:
-    """Per-comment label probability at `label_rate` of the concept's comments (METHOD.md §3).
+    """Per-comment label probability at `label_rate` of the concept's comments (docs/method.md §3).
 
     - `visit`: every concept comment gets `p = label_rate`; the collator draws a label per
       visit, so about `label_rate` of them are labelled each epoch, different ones each time.

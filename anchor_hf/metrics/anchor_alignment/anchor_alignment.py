@@ -1,4 +1,4 @@
-"""Margin and containment of an anchored concept from per-example alignments (METHOD.md §6)."""
+"""Margin and containment of an anchored concept from per-example alignments (docs/method.md §6)."""
 
 import datasets
 import evaluate

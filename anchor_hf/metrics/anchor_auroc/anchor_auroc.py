@@ -1,4 +1,4 @@
-"""Detection AUROC of an anchored concept: how well cos(h, v) ranks concept examples first (METHOD.md §6)."""
+"""Detection AUROC of an anchored concept: how well cos(h, v) ranks concept examples first (docs/method.md §6)."""
 
 import datasets
 import evaluate

@@ -1,4 +1,4 @@
-"""`anchor-hf repro-paper`: reproduce the paper's colour-autoencoder results (METHOD.md §7).
+"""`anchor-hf repro-paper`: reproduce the paper's colour-autoencoder results (docs/method.md §7).
 
     anchor-hf repro-paper --seeds 10 --out docs/reports/colour_ae
 

@@ -2,7 +2,7 @@
 
 The paper trains on colours drawn with replacement from the RGB cube, each carrying a
 label probability per concept (`p_red`, `p_vibrant`), and labels each visit by a
-Bernoulli draw (METHOD.md §3). `CubeSamples` pre-draws the colours for a whole run, so
+Bernoulli draw (docs/method.md §3). `CubeSamples` pre-draws the colours for a whole run, so
 the Trainer's single pass over it *is* sampling with replacement; `ColourCollator`
 turns a list of samples into the batch `AnchorTrainer` expects, with one "token" per
 colour (T = 1), and counts the labels it actually drew.

@@ -1,6 +1,6 @@
 """Measure one trained colour autoencoder: per-colour error under each intervention, selectivity, geometry.
 
-Three conditions (METHOD.md §5, §6):
+Three conditions (docs/method.md §5, §6):
 - `baseline`: the model as trained;
 - `suppress`: `anchor_hf.interventions.suppress` on the concept (full projection where α > 0);
 - `ablate`: `ablated_axes`, zeroing the concept's axis in the encoder's last layer (rows +

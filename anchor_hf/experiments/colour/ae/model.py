@@ -4,7 +4,7 @@ RGB `[B, 3]` → GELU MLP → `E`-dim bottleneck → L2 normalization → mirror
 With `E = 4` ("anchored") red is pinned to one axis and vibrant hues to a plane, so the
 hue wheel lies in two known dims; with `E = 5` and a second nonlinearity ("isolated")
 the spare dimension lets the model keep every colour but red off the red axis, so the
-axis can be ablated (METHOD.md §5, §7).
+axis can be ablated (docs/method.md §5, §7).
 
 The anchored site is `bottleneck_norm`, a module of its own, so `AnchorConfig(layers=
 ["bottleneck_norm"])` resolves it by name like any other layer. It returns `[B, 1, E]`:

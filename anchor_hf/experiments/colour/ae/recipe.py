@@ -3,7 +3,7 @@
 Each variant (`recipes/colour_ae_anchored.yaml`, `recipes/colour_ae_isolated.yaml`) is an
 ordinary recipe with `dataset: colour_cube`; its `evaluation` section names the
 intervention the paper reports on it and the concept it acts on. Weights are in this
-library's units (METHOD.md §2): attractive terms are label-weighted means and separation is
+library's units (docs/method.md §2): attractive terms are label-weighted means and separation is
 a mean over pairs, so the paper's separation weight (a sum over the other 63 states of a
 batch of 64) is about 63× ours.
 """

@@ -1,6 +1,6 @@
 """`report.md` for a `repro-paper` run: measured medians beside the paper's numbers and the targets.
 
-The paper's numbers (METHOD.md §7) and the targets are the only numbers typed
+The paper's numbers (docs/method.md §7) and the targets are the only numbers typed
 here; every measured number comes from the results of the run being reported.
 """
 
@@ -86,7 +86,7 @@ def render_report(results: dict[str, Any]) -> str:
                  f"{verdict(total, '<=', TIME_LIMIT_S)} |")
     attraction_only = [per["anchored", s]["conditions"]["ablate"]["named_mse"]["cyan"] for s in seeds
                        if "ablate" in per["anchored", s]["conditions"]]
-    if attraction_only:  # METHOD.md §5: without repulsion, other colours leak onto the axis and die with it
+    if attraction_only:  # docs/method.md §5: without repulsion, other colours leak onto the axis and die with it
         lines.append(f"| anchored (attraction only), ablation: cyan MSE | 0.341 | reported | "
                      f"{_fmt(statistics.median(attraction_only))} | {_spread(attraction_only)} | – |")
     drawn = [r["labels_drawn"][results["recipes"][r["variant"]]["concept"]] for r in runs]
@@ -136,7 +136,7 @@ def render_report(results: dict[str, Any]) -> str:
               "its alignment is > 0) on the normalized bottleneck; ablation: `ablate_axes` on the encoder's "
               "last layer (rows + bias) and the decoder's first layer (columns) of the red axis.",
               "- R²: squared Pearson correlation between grid error and similarity to red raised to 2 "
-              "(suppression) or 3 (ablation); similarity as in METHOD.md §6 (hue term blended by the mean "
+              "(suppression) or 3 (ablation); similarity as in docs/method.md §6 (hue term blended by the mean "
               "vibrancy of the pair, times (1−|Δs|)(1−|Δv|)).",
               "- Geometry (decided before scoring): " + "; ".join(f"`{c}`" for c in criteria) + ". red_cos = "
               "cosine of pure red's latent with the red anchor; ring = mean alignment of the 12 pure hues with "

@@ -1,4 +1,4 @@
-"""What an intervention does to each colour: error per colour vs similarity to the target (METHOD.md §5, §6).
+"""What an intervention does to each colour: error per colour vs similarity to the target (docs/method.md §5, §6).
 
 For the anchored model: suppression (full projection at every anchored layer), repulsion
 (rotate to alignment 0, keeping the norm), directional ablation (every residual write
@@ -12,7 +12,7 @@ With a destination colour `d`, every intervention also reports `remaining`: over
 group, `mean_i |a_i − d|² / mean_i |c_i − d|²` (answers `a_i`, own colours `c_i`): 0 when every
 answer is the destination, 1 when nothing moved, above 1 when answers moved elsewhere.
 
-Selectivity is reported as METHOD.md §6's triple, per intervention:
+Selectivity is reported as docs/method.md §6's triple, per intervention:
 - efficacy: the target group's error under the intervention (`target_error`, from `target_base`);
 - contrast: `ratio`, the target group's error rise over the size of the rise on colours with similarity
   < 0.1 (`anchor_hf.probes.selectivity_ratio`), the latter floored at `RISE_FLOOR` in units of

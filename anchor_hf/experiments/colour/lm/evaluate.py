@@ -6,7 +6,7 @@ every model (the control with the same fixed axis), and the interventions: along
 anchor in the anchored models (suppress, repel, ablate, redirect and its random-direction
 control; the model without a destination redirected to its untrained opposite pole), along
 post-hoc difference-of-means directions in the control, and LEACE at every anchored slice
-of the anchored model and the control (METHOD.md §5, §6; docs/method.md §10).
+of the anchored model and the control (docs/method.md §5, §6; docs/method.md §10).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Where the concept sits in a colour LM: alignment, margin, containment, AUROC per layer (METHOD.md §6).
+"""Where the concept sits in a colour LM: alignment, margin, containment, AUROC per layer (docs/method.md §6).
 
 States are read at the anchored layers exactly as the regularizer saw them in training
 (`probes.collect_states`) over the full training lines, and scored against the exact
@@ -73,7 +73,7 @@ def layer_metrics(states: LayerStates, concept: str, items: ItemSet, answer_at: 
 
 
 def posthoc_directions(states: LayerStates, items: ItemSet) -> list[torch.Tensor]:
-    """Difference-of-means direction `[D]` per layer from each line's mean unit state (METHOD.md §6 baseline)."""
+    """Difference-of-means direction `[D]` per layer from each line's mean unit state (docs/method.md §6 baseline)."""
     return [mean_difference(pooled, items.target) for pooled in states.pooled]
 
 

@@ -204,7 +204,7 @@ def write(out_dir: str, results: Sequence[dict[str, Any]], seeds: Sequence[int],
           "Produced by:", "", "```bash", command, "```", "",
           f"Seeds {list(seeds)}; medians over seeds unless a table says otherwise. Errors are RGB MSE with "
           "channels in [0, 1] (a mid-grey guess scores 0.25 for pure red). Target group: similarity ≥ 0.5 "
-          "(METHOD.md §6); dissimilar: similarity < 0.1. Interventions act on the memorized (training) items.", "",
+          "(docs/method.md §6); dissimilar: similarity < 0.1. Interventions act on the memorized (training) items.", "",
           "## Targets", "", markdown_table(["target", "measured", "met"], targets(summary, results, is_mixing)), "",
           "## Summary (`summary.json`)", "", markdown_table(["key", "value"], [[k, v] for k, v in summary.items()]), "",
           "## Interventions", "",

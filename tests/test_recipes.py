@@ -56,7 +56,8 @@ def smollm2_stand_in(folder: Path) -> str:
 
 
 def test_every_yaml_under_recipes_is_a_training_recipe_and_ships():
-    assert len(RECIPES) == 9 and {"tiny_llama_synthetic", "colour_ae_anchored", "goemotions_scratch"} <= set(RECIPES)
+    assert len(RECIPES) == 11 and {"tiny_llama_synthetic", "colour_ae_anchored", "goemotions_scratch",
+                                   "colour_names_destination", "colour_mixing_destination"} <= set(RECIPES)
     assert recipes_dir().resolve() == (ROOT / "recipes").resolve()
 
 

@@ -1,8 +1,10 @@
-"""Argument types shared by several sub-commands."""
+"""Argument types and defaults shared by several sub-commands (light: `anchor-hf --help` imports this)."""
 
 from __future__ import annotations
 
 import argparse
+
+COLOUR_DESTINATION = "#808080"  # mid grey: where the colour corpora redirect a concept by default
 
 
 def shard_arg(text: str) -> tuple[int, int]:

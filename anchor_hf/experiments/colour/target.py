@@ -26,11 +26,12 @@ from dataclasses import dataclass
 import torch
 
 from anchor_hf.errors import AnchorDataError
+from anchor_hf.experiments.options import COLOUR_DESTINATION
 from .maths import NAMED_COLOURS, hsv_similarity, rgb_to_hsv
 
 HEX = re.compile(r"^#?([0-9a-fA-F]{6})$")
 TARGET_THRESHOLD = 0.5  # similarity at or above which a colour belongs to the target group
-DEFAULT_DESTINATION = "#808080"  # mid grey: where the colour corpora redirect a concept by default
+DEFAULT_DESTINATION = COLOUR_DESTINATION  # mid grey: where the colour corpora redirect a concept by default
 ACHROMATIC_SATURATION = 0.1  # a destination this unsaturated is labelled by lightness alone (no hue)
 LIGHTNESS_WIDTH = 0.25  # width of the lightness window of the achromatic labels (HSV value)
 

@@ -18,9 +18,8 @@ import shlex
 import time
 from typing import Any
 
+from anchor_hf.experiments.options import COLOUR_DESTINATION as DEFAULT_DESTINATION
 from anchor_hf.experiments.options import shard_arg
-from anchor_hf.probes.posthoc import is_leace_available
-from ..target import DEFAULT_DESTINATION
 
 HELP = "Colour LM validation: train anchored + control models, probe, intervene, write a report."
 
@@ -136,11 +135,13 @@ def main(args: argparse.Namespace) -> int:
         raise AnchorConfigError("--shard trains a share of the models only; use it with --train-only")
     run = build_run(args)  # every argument checked before anything trains
     run.spec()
+    from anchor_hf.probes.posthoc import is_leace_available
+
     if not args.train_only and not is_leace_available():
         from anchor_hf.errors import AnchorConfigError
 
         raise AnchorConfigError("the report compares redirect with LEACE, which needs the `concept-erasure` package "
-                                "(pip install 'anchor-hf[dev]' or pip install concept-erasure); or use --train-only")
+                                "(the `experiments` extra: pip install 'anchor-hf[experiments]'); or use --train-only")
     if torch.get_num_threads() > 1 and not torch.cuda.is_available():
         torch.set_num_threads(1)  # tiny models: one thread is several times faster on a small CPU
     start = time.time()

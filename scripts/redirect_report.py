@@ -1,13 +1,18 @@
 """Write docs/reports/redirect/report.md from the runs it summarizes (no number typed by hand).
 
 Reads the `anchor-hf colour` reports of the names and mixing runs (`report.json`,
-`summary.json`) and the variant screen (`variants.md` from scripts/redirect_colour_variants.py), and
-writes one report: the targets met or missed per corpus, every intervention on the same models
-and seeds, the paired cost, the intervention-aware steps' withheld names, the variants tried,
-and the figures, each with the command that produced it.
+`summary.json`), the variant screen (`variants.md` from scripts/redirect_colour_variants.py), the
+`anchor-hf goemotions --destination` runs, the measurability check
+(scripts/redirect_measurability.py) and the `anchor-hf robustness` runs, and writes one report:
+the targets met or missed per corpus, every intervention on the same models and seeds, the
+paired cost, the intervention-aware steps' withheld names, the variants tried, the redirected
+model attacked beside the ablated one, and the figures, each with the command that produced it.
 
     python scripts/redirect_report.py --names docs/reports/redirect/names \
         --mixing docs/reports/redirect/mixing --variants docs/reports/redirect/variants \
+        --goemotions docs/reports/redirect/goemotions/opposite docs/reports/redirect/goemotions/untrained \
+        --measurability docs/reports/redirect/goemotions/measurability \
+        --robustness docs/reports/redirect/robustness/colour_red docs/reports/redirect/robustness/goemotions_anger \
         --out docs/reports/redirect/report.md
 """
 
@@ -75,6 +80,82 @@ def _median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+GOEMOTIONS_TARGETS = (("redirect_toward", "≥ 0.5", lambda v: v >= 0.5), ("redirect_away", "≥ 0.5", lambda v: v >= 0.5),
+                      ("redirect_fluency_ratio", "≤ 1.2", lambda v: v <= 1.2),
+                      ("perplexity_ratio", "≤ 1.03", lambda v: v <= 1.03))
+READING_KEYS = ("redirect_concept_perplexity_ratio", "redirect_destination_perplexity_ratio",
+                "leace_concept_perplexity_ratio", "leace_destination_perplexity_ratio",
+                "redirect_random_concept_perplexity_ratio", "redirect_random_destination_perplexity_ratio")
+
+
+def _json(folder: str, name: str) -> dict[str, Any] | None:
+    path = os.path.join(folder, name)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _cell(summary: dict[str, Any], key: str) -> str:
+    """A summary value with its 95% interval; `not measurable` where the run left it out (denominator < 0.05)."""
+    value = summary.get(key)
+    if value is None:
+        return "not measurable" if key in summary else "–"
+    ci = summary.get(f"{key}_ci95")
+    return f"{value:.4g}" + (f" [{ci[0]:.4g}, {ci[1]:.4g}]" if ci else "")
+
+
+def goemotions_section(folders: list[str], measurability: str | None) -> list[str]:
+    """Targets and the reading view of each `anchor-hf goemotions --destination` run."""
+    lines = ["## GoEmotions (anger → neutral)", ""]
+    for folder in folders:
+        report, summary = _json(folder, "report.json"), _json(folder, "summary.json")
+        if report is None or summary is None:
+            lines += [f"(no run in `{folder}`)", ""]
+            continue
+        rel = os.path.relpath(folder, "docs/reports/redirect")
+        lines += [f"### `{rel}`", "", "```bash", report["command"], "```", "",
+                  f"{summary['seeds']} seed(s); full report: [`{rel}/report.md`]({rel}/report.md).", ""]
+        rows = []
+        for key, bound, met in GOEMOTIONS_TARGETS:
+            value = summary.get(key)
+            verdict = "no (not measurable)" if value is None else ("yes" if met(value) else "no")
+            rows.append([f"{key} {bound}", _cell(summary, key), verdict])
+        for key in ("redirect_toward", "redirect_away"):
+            leace = key.replace("redirect", "leace")
+            rows.append([f"{key} > {leace}", f"{_cell(summary, key)} vs {_cell(summary, leace)}", "–"])
+        for key in ("redirect_toward_denominator", "redirect_away_denominator"):
+            rows.append([f"{key} (≥ 0.05 to be measurable)", _cell(summary, key), "–"])
+        lines += [markdown_table(["target", "measured [95% interval]", "met"], rows), "",
+                  "Reading view (perplexity of held-out E and F comments under the edit ÷ unedited):", "",
+                  markdown_table(["key", "value [95% interval]"], [[k, _cell(summary, k)] for k in READING_KEYS]), ""]
+    if measurability is not None:
+        rel = os.path.relpath(measurability, "docs/reports/redirect")
+        lines += [f"Whether continuations can show a redirect at all (denominators of the unedited models beside "
+                  f"the real-text ceiling): [`{rel}/report.md`]({rel}/report.md).", ""]
+    return lines
+
+
+def robustness_section(folders: list[str]) -> list[str]:
+    """The redirected model attacked beside the ablated one (`anchor-hf robustness`)."""
+    lines = ["## Does a permanent redirect stick? (`anchor-hf robustness`)", ""]
+    header = ["run", "arm", "relearn half steps", "probe AUROC max", "fingerprint p"]
+    rows = []
+    for folder in folders:
+        report, summary = _json(folder, "report.json"), _json(folder, "summary.json")
+        if report is None or summary is None:
+            lines += [f"(no run in `{folder}`)", ""]
+            continue
+        rel = os.path.relpath(folder, "docs/reports/redirect")
+        lines += [f"`{rel}`:", "", "```bash", report["command"], "```", ""]
+        for arm in ("ablated", "redirected", "posthoc", "never"):
+            rows.append([f"[`{rel}`]({rel}/report.md)", arm, summary.get(f"relearn_half_steps_{arm}"),
+                         summary.get(f"probe_auroc_max_{arm}"), summary.get(f"fingerprint_pvalue_{arm}")])
+    if rows:
+        lines += [markdown_table(header, rows), ""]
+    return lines
+
+
 def variants_section(folder: str) -> list[str]:
     """The variant screen's table, as scripts/redirect_colour_variants.py wrote it."""
     path = os.path.join(folder, "variants.md")
@@ -92,11 +173,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--names", default="docs/reports/redirect/names")
     parser.add_argument("--mixing", default="docs/reports/redirect/mixing")
     parser.add_argument("--variants", default="docs/reports/redirect/variants")
+    parser.add_argument("--goemotions", nargs="*", default=["docs/reports/redirect/goemotions/opposite",
+                                                            "docs/reports/redirect/goemotions/untrained"])
+    parser.add_argument("--measurability", default="docs/reports/redirect/goemotions/measurability")
+    parser.add_argument("--robustness", nargs="*", default=["docs/reports/redirect/robustness/colour_red",
+                                                            "docs/reports/redirect/robustness/goemotions_anger"])
     parser.add_argument("--out", default="docs/reports/redirect/report.md")
     args = parser.parse_args(argv)
     lines = ["# Redirect: point a concept somewhere else", "",
              "Written by `python scripts/redirect_report.py "
-             f"--names {args.names} --mixing {args.mixing} --variants {args.variants} --out {args.out}` from the "
+             f"--names {args.names} --mixing {args.mixing} --variants {args.variants} "
+             f"--goemotions {' '.join(args.goemotions)} --measurability {args.measurability} "
+             f"--robustness {' '.join(args.robustness)} --out {args.out}` from the "
              "runs below; every number comes from their reports.", "",
              "Subtracting an anchored concept leaves the model to fall back on whatever else carries it; moving it to "
              "a place the model was trained to read as something definite competes with that fallback "
@@ -108,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     for title, folder in (("Colour names (XKCD)", args.names), ("Mixing language", args.mixing)):
         report = load_run(folder)
         lines += run_section(title, folder, report) if report else [f"## {title}", "", f"(no run in `{folder}`)", ""]
+    lines += goemotions_section(args.goemotions, args.measurability)
+    lines += robustness_section(args.robustness)
     lines += variants_section(args.variants)
     tmp = f"{args.out}.tmp-{os.getpid()}"
     with open(tmp, "w", encoding="utf-8") as f:

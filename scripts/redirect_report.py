@@ -96,6 +96,16 @@ def _json(folder: str, name: str) -> dict[str, Any] | None:
         return json.load(f)
 
 
+def _run(folder: str, heading: str) -> tuple[list[str], dict[str, Any] | None, str]:
+    """Heading lines with the run's command, its summary and its folder relative to the report;
+    a line saying so and None where the folder holds no run."""
+    report, summary = _json(folder, "report.json"), _json(folder, "summary.json")
+    rel = os.path.relpath(folder, "docs/reports/redirect")
+    if report is None or summary is None:
+        return [f"(no run in `{folder}`)", ""], None, rel
+    return [heading.format(rel=rel), "", "```bash", report["command"], "```", ""], summary, rel
+
+
 def _cell(summary: dict[str, Any], key: str) -> str:
     """A summary value with its 95% interval; `not measurable` where the run left it out (denominator < 0.05)."""
     value = summary.get(key)
@@ -109,13 +119,11 @@ def goemotions_section(folders: list[str], measurability: str | None) -> list[st
     """Targets and the reading view of each `anchor-hf goemotions --destination` run."""
     lines = ["## GoEmotions (anger → neutral)", ""]
     for folder in folders:
-        report, summary = _json(folder, "report.json"), _json(folder, "summary.json")
-        if report is None or summary is None:
-            lines += [f"(no run in `{folder}`)", ""]
+        head, summary, rel = _run(folder, "### `{rel}`")
+        lines += head
+        if summary is None:
             continue
-        rel = os.path.relpath(folder, "docs/reports/redirect")
-        lines += [f"### `{rel}`", "", "```bash", report["command"], "```", "",
-                  f"{summary['seeds']} seed(s); full report: [`{rel}/report.md`]({rel}/report.md).", ""]
+        lines += [f"{summary['seeds']} seed(s); full report: [`{rel}/report.md`]({rel}/report.md).", ""]
         rows = []
         for key, bound, met in GOEMOTIONS_TARGETS:
             value = summary.get(key)
@@ -142,12 +150,10 @@ def robustness_section(folders: list[str]) -> list[str]:
     header = ["run", "arm", "relearn half steps", "probe AUROC max", "fingerprint p"]
     rows = []
     for folder in folders:
-        report, summary = _json(folder, "report.json"), _json(folder, "summary.json")
-        if report is None or summary is None:
-            lines += [f"(no run in `{folder}`)", ""]
+        head, summary, rel = _run(folder, "`{rel}`:")
+        lines += head
+        if summary is None:
             continue
-        rel = os.path.relpath(folder, "docs/reports/redirect")
-        lines += [f"`{rel}`:", "", "```bash", report["command"], "```", ""]
         for arm in ("ablated", "redirected", "posthoc", "never"):
             rows.append([f"[`{rel}`]({rel}/report.md)", arm, summary.get(f"relearn_half_steps_{arm}"),
                          summary.get(f"probe_auroc_max_{arm}"), summary.get(f"fingerprint_pvalue_{arm}")])

@@ -37,34 +37,36 @@ def _best(entries: list[dict[str, Any]], key: str) -> int:
     return max(range(len(values)), key=values.__getitem__)
 
 
-def alignment_verdicts(results: dict[str, Any]) -> dict[str, str]:
-    """Does the concept sit closer to its place than other text? (margin at its best layer)."""
+def _at_best_layer(results: dict[str, Any], key: str, floor: float, yes: str, no: tuple[str, str],
+                   line: Any) -> dict[str, str]:
+    """`{concept: line}` at each concept's best layer by `key`: `yes` when its interval clears `floor`
+    (and the control's), else `no[0]` + what it was measured against (`no[1]`: without a control)."""
     out = {}
     for concept, entries in results["concepts"].items():
-        i = _best(entries, "margin")
+        i = _best(entries, key)
         e, control = entries[i], (results.get("control") or {}).get(concept, [None] * len(entries))[i]
-        base = f" (control {fmt(control['margin'], control['margin_interval'])})" if control else ""
-        claim = _above(e["margin_interval"], control["margin_interval"] if control else None, 0.0)
-        what = "sits closer to its place than other text" if claim else \
-            "no margin that can be told apart from " + ("the control's" if control else "0")
-        out[concept] = (f"{concept}: {what}: margin {fmt(e['margin'], e['margin_interval'])} at {e['layer']}{base}; "
-                        f"containment {fmt(e['containment'], e['containment_interval'])}.")
+        base = f" (control {fmt(control[key], control[f'{key}_interval'])})" if control else ""
+        claim = _above(e[f"{key}_interval"], control[f"{key}_interval"] if control else None, floor)
+        what = yes if claim else no[0] + ("the control" if control else no[1])
+        out[concept] = line(concept, what, e, base)
     return out
+
+
+def alignment_verdicts(results: dict[str, Any]) -> dict[str, str]:
+    """Does the concept sit closer to its place than other text? (margin at its best layer)."""
+    return _at_best_layer(
+        results, "margin", 0.0, "sits closer to its place than other text",
+        ("no margin that can be told apart from ", "0"),
+        lambda c, what, e, base: (f"{c}: {what}: margin {fmt(e['margin'], e['margin_interval'])} at {e['layer']}"
+                                  f"{base}; containment {fmt(e['containment'], e['containment_interval'])}."))
 
 
 def detection_verdicts(results: dict[str, Any]) -> dict[str, str]:
     """Is the concept detectable without search? (held-out anchored AUROC at its best layer)."""
-    out = {}
-    for concept, entries in results["concepts"].items():
-        i = _best(entries, "anchored_auroc")
-        e, control = entries[i], (results.get("control") or {}).get(concept, [None] * len(entries))[i]
-        base = f" (control {fmt(control['anchored_auroc'], control['anchored_auroc_interval'])})" if control else ""
-        claim = _above(e["anchored_auroc_interval"], control["anchored_auroc_interval"] if control else None, 0.5)
-        what = "detectable without search" if claim else \
-            "not detectable beyond " + ("the control" if control else "chance")
-        out[concept] = (f"{concept}: {what}: AUROC {fmt(e['anchored_auroc'], e['anchored_auroc_interval'])} at "
-                        f"{e['layer']}{base}; a fitted linear probe reaches {fmt(e['probe_auroc'])}.")
-    return out
+    return _at_best_layer(
+        results, "anchored_auroc", 0.5, "detectable without search", ("not detectable beyond ", "chance"),
+        lambda c, what, e, base: (f"{c}: {what}: AUROC {fmt(e['anchored_auroc'], e['anchored_auroc_interval'])} at "
+                                  f"{e['layer']}{base}; a fitted linear probe reaches {fmt(e['probe_auroc'])}."))
 
 
 def steerability_verdicts(results: dict[str, Any]) -> dict[str, str]:

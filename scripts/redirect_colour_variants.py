@@ -84,17 +84,29 @@ AWARE: dict[str, tuple[str, str, dict[str, Any]]] = {
     "second_axis_wte+aware300_lr3e-4_onset0.3": ("300 steps, lr 3e-4 cosine, λ 1, onset 0.3", "second_axis_wte",
                                                  dict(steps=300, learning_rate=3e-4, onset=0.3)),
 }
-CONTROLS = {"control": ("the un-anchored control", None),
-            "control+150_const": ("the control, 150 more steps at constant lr 3e-4",
-                                  dict(steps=150, weight=0.0, learning_rate=3e-4, schedule="constant", warmup=0.0)),
-            "control+300": ("the control, 300 more steps at lr 1e-3 cosine", dict(steps=300, weight=0.0))}
+SCHEDULE_FIELDS = ("steps", "learning_rate", "schedule", "warmup")
+
+
+class AWARE_DEFAULTS:  # noqa: N801 - the defaults of anchor_hf.experiments.colour.lm.aware.AwareSteps (checked in main)
+    steps, learning_rate, schedule, warmup = 150, 1e-3, "cosine", 0.1
 
 
 def control_of(aware: dict[str, Any] | None) -> str:
-    """The control whose held-out error a model is paired with: as many steps on the same schedule."""
+    """The control a model's held-out error is paired with: the un-anchored control continued as many
+    steps on the same learning-rate schedule (without redirected lines), or the control itself."""
     if aware is None:
         return "control"
-    return "control+150_const" if aware.get("schedule") == "constant" else "control+300"
+    fields = {**{k: getattr(AWARE_DEFAULTS, k) for k in SCHEDULE_FIELDS}, **aware}
+    return (f"control+{fields['steps']}_{fields['schedule']}_lr{fields['learning_rate']:g}"
+            f"_warmup{fields['warmup']:g}")
+
+
+def control_steps(name: str) -> dict[str, Any]:
+    """The AwareSteps fields of a continued control named by `control_of` (weight 0: no redirected lines)."""
+    for fields in (v[2] for v in AWARE.values()):
+        if control_of(fields) == name:
+            return {**{k: fields[k] for k in SCHEDULE_FIELDS if k in fields}, "weight": 0.0}
+    raise KeyError(name)
 
 
 def edits(cfg: Any, concept: str, to: str) -> dict[str, tuple[str, Callable[[Any], Any]]]:
@@ -232,7 +244,10 @@ def markdown(results: dict[str, Any], seeds: list[int], command: str) -> str:
     from anchor_hf.probes.report import markdown_table
 
     described = {**{k: v[0] for k, v in VARIANTS.items()}, **{k: f"{v[1]} + {v[0]}" for k, v in AWARE.items()},
-                 **{k: v[0] for k, v in CONTROLS.items()}}
+                 "control": "the un-anchored control"}
+    for name in results:
+        if name.startswith("control+"):
+            described[name] = f"the control, continued as the variants paired with it ({control_steps(name)})"
     header = ["model · edit", "remaining", "random remaining", "remaining (withheld names)", "target error",
               "dissimilar rise", "held-out ÷ control", "target base error", "AUROC", "suppress remaining"]
     return "\n".join([
@@ -257,6 +272,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    from anchor_hf.experiments.colour.lm.aware import AwareSteps
+
+    for k in SCHEDULE_FIELDS:  # the control names spell the schedule with these defaults
+        assert getattr(AwareSteps, k) == getattr(AWARE_DEFAULTS, k), k
     torch.set_num_threads(1)
     chosen = list(dict.fromkeys([*(AWARE[v][1] for v in args.variants if v in AWARE), *args.variants]))
     results: dict[str, Any] = {}
@@ -264,9 +283,8 @@ def main(argv: list[str] | None = None) -> int:
         plan: dict[str, tuple[str, str, dict[str, Any] | None]] = {}  # model -> (folder, control, aware fields)
         control = train("control", seed, args.out, str(recipe_path("colour_names_control")), None, [])
         plan["control"] = (control, "control", None)
-        for name, (_, fields) in CONTROLS.items():
-            if fields is not None and any(control_of(AWARE[v][2]) == name for v in chosen if v in AWARE):
-                plan[name] = (continued(name, seed, args.out, control, fields), name, None)
+        for name in dict.fromkeys(control_of(AWARE[v][2]) for v in chosen if v in AWARE):
+            plan[name] = (continued(name, seed, args.out, control, control_steps(name)), name, None)
         for name in chosen:
             if name in VARIANTS:
                 _, anchor, flags = VARIANTS[name]

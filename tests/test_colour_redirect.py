@@ -42,9 +42,12 @@ def test_colour_run_trains_the_destination_recipe_beside_the_one_without(tmp_pat
     assert anchor["concepts"][0]["destination"] == "c808080"
     assert anchor["concepts"][0]["dims"] == [0] and anchor["concepts"][1]["dims"] == [1]  # the destination's own axis
     assert argv[argv.index("--dataset_args.destination") + 1] == "#808080"
-    nodest = run.train_argv("nodest", 1)
-    assert "colour_names_anchored.yaml" in nodest[1] and "--dataset_args.destination" not in nodest
-    assert "destination" not in json.loads(nodest[nodest.index("--anchor_config") + 1])["concepts"][0]
+    nodest = run.train_argv("nodest", 1)  # the same recipe without the destination: same layers, no grey labels
+    assert "colour_names_destination.yaml" in nodest[1]
+    assert nodest[nodest.index("--dataset_args.destination") + 1] == "null"
+    concepts = json.loads(nodest[nodest.index("--anchor_config") + 1])["concepts"]
+    assert [c["name"] for c in concepts] == ["blue"] and "destination" not in concepts[0]
+    assert run.aware("nodest").weight == 0.0 == run.aware("control").weight < run.aware("anchored").weight
 
 
 def test_colour_run_with_the_opposite_pole_trains_no_destination(tmp_path):
@@ -134,8 +137,9 @@ def test_colour_run_checks_the_aware_steps_and_onset(tmp_path):
 
 
 def test_intervention_aware_run_continues_both_models_and_reports_withheld_names(tmp_path):
-    """End to end on tiny models: anchored and control are trained, then continued the same number of steps
-    (the anchored one with redirected lines), and the report splits remaining into trained and withheld names."""
+    """End to end on tiny models: anchored, nodest and control are trained, then continued the same number of
+    steps (only the anchored one with redirected lines), and the report splits remaining into trained and
+    withheld names."""
     from anchor_hf.cli import main as cli_main
 
     tiny = '{"n_embd": 16, "n_layer": 4, "n_head": 2, "n_positions": 32}'
@@ -145,8 +149,8 @@ def test_intervention_aware_run_continues_both_models_and_reports_withheld_names
     assert cli_main(argv) == 0
     models = tmp_path / "models"
     assert sorted(os.listdir(models)) == ["anchored_pre_seed0", "anchored_seed0", "control_pre_seed0", "control_seed0",
-                                          "nodest_seed0"]
-    for kind, weight in (("anchored", 1.0), ("control", 0.0)):
+                                          "nodest_pre_seed0", "nodest_seed0"]
+    for kind, weight in (("anchored", 1.0), ("nodest", 0.0), ("control", 0.0)):
         record = json.loads((models / f"{kind}_seed0" / "aware.json").read_text())
         assert record["steps"]["steps"] == 2 and record["steps"]["weight"] == weight
         state = json.loads((models / f"{kind}_seed0" / "trainer_state.json").read_text())

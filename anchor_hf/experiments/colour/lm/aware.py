@@ -20,7 +20,6 @@ along a random direction; the evaluation reports that control for every model.
 from __future__ import annotations
 
 import copy
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -119,9 +118,10 @@ def continue_training(model_dir: str, out_dir: str, steps: AwareSteps, seed: int
     from ..spec import save_spec
 
     save_spec(spec, out_dir)
+    from anchor_hf.io import write_json
+
     record = {"from": model_dir, "steps": steps.__dict__, "seed": seed, "withheld": withheld}
-    with open(os.path.join(out_dir, AWARE_FILE), "w", encoding="utf-8") as f:
-        json.dump(record, f, indent=1)
+    write_json(os.path.join(out_dir, AWARE_FILE), record, indent=1)  # last, atomically: it marks the model finished
     return out_dir
 
 

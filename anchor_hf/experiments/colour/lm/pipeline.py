@@ -100,7 +100,7 @@ class ColourRun:
         return None if self.redirect_onset is None else (self.redirect_onset, 1.0, 1.0)
 
     def aware(self, kind: str) -> Any:
-        """The extra steps of `kind` (`anchored`: with redirected lines; `control`: as many without)."""
+        """The extra steps of `kind` (`anchored`: with redirected lines; `nodest` and `control`: as many without)."""
         from .aware import AwareSteps
 
         return AwareSteps(steps=self.aware_steps, weight=1.0 if kind == "anchored" else 0.0,
@@ -126,10 +126,11 @@ class ColourRun:
         return kinds + (("neversaw",) if self.neversaw else ())
 
     def recipe(self, kind: str) -> str:
-        """The recipe of a kind: `anchored` is the destination recipe when there is one, `nodest` the target
-        recipe without one, `neversaw` the control recipe on data without the target colour."""
+        """The recipe of a kind: `anchored` is the destination recipe when there is one; `nodest` is the same
+        recipe with the destination concept and its labels left out (same layers, same steps), so the two
+        differ only by the trained destination; `neversaw` the control recipe on data without the target."""
         stem = "mixing" if self.corpus == "mixing" else "names"
-        name = {"anchored": "destination" if self.has_destination else "anchored", "nodest": "anchored",
+        name = {"anchored": "destination" if self.has_destination else "anchored", "nodest": "destination",
                 "neversaw": "control"}.get(kind, kind)
         return os.path.join(self.recipe_dir, f"colour_{stem}_{name}.yaml")
 
@@ -149,11 +150,16 @@ class ColourRun:
             target["destination"] = self.destination_name
             for concept in destinations:
                 concept["name"] = self.destination_name
+        elif kind == "nodest":  # the destination recipe without its destination
+            target.pop("destination", None)
+            anchor["concepts"] = [target]
         argv = ["--config", self.recipe(kind), "--output_dir", folder or self.model_dir(kind, seed),
                 "--seed", str(seed),
                 "--dataset_args.concept", self.concept, "--anchor_config", json.dumps(anchor)]
         if kind == "anchored" and self.has_destination:
             argv += ["--dataset_args.destination", self.destination]
+        elif kind == "nodest":
+            argv += ["--dataset_args.destination", "null"]  # no destination labels either
         if self.corpus != "mixing":
             argv += ["--dataset_args.source", self.corpus]
         if self.data_dir is not None:
@@ -162,7 +168,8 @@ class ColourRun:
             argv += ["--max_steps", str(self.max_steps)]
         if kind == "neversaw":
             argv += ["--dataset_args.exclude_target", "true"]
-        return argv + list(self.common_args) + list(self.anchored_args if kind == "anchored" else self.control_args)
+        anchored = kind in ("anchored", "nodest")
+        return argv + list(self.common_args) + list(self.anchored_args if anchored else self.control_args)
 
     def spec(self) -> ColourSpec:
         """The corpus spec the anchored recipe (with overrides) trains on."""
@@ -180,9 +187,12 @@ def _allowed() -> set[str]:
     return {a.dest for a in make_parser()._actions if a.dest != "help"}
 
 
-def _finished(model_dir: str) -> bool:
-    return os.path.isfile(os.path.join(model_dir, "anchor_config.json")) and \
-        os.path.isfile(os.path.join(model_dir, "trainer_state.json"))
+def _finished(model_dir: str, aware: bool = False) -> bool:
+    """A trained model is there (and, for continued models, the record of its extra steps, written last)."""
+    from .aware import AWARE_FILE
+
+    files = ("anchor_config.json", "trainer_state.json", *((AWARE_FILE,) if aware else ()))
+    return all(os.path.isfile(os.path.join(model_dir, f)) for f in files)
 
 
 def train_all(run: ColourRun, log: Any = print, shard: tuple[int, int] | None = None) -> None:
@@ -197,11 +207,11 @@ def train_all(run: ColourRun, log: Any = print, shard: tuple[int, int] | None = 
     todo = [(seed, kind) for seed in range(run.seeds) for kind in run.kinds()]
     for seed, kind in todo if shard is None else todo[shard[0]::shard[1]]:
         folder = run.model_dir(kind, seed)
-        if _finished(folder) and not run.retrain:
+        aware = run.aware_steps > 0 and kind in ("anchored", "nodest", "control")
+        if _finished(folder, aware) and not run.retrain:
             log(f"[colour] {kind} seed {seed}: using the finished model in {folder}")
             continue
         start = time.time()
-        aware = run.aware_steps > 0 and kind in ("anchored", "control")
         first = run.model_dir(f"{kind}_pre", seed) if aware else folder  # trained, then continued into `folder`
         if run.retrain or not _finished(first):
             log(f"[colour] training {kind} seed {seed} -> {first}")

@@ -15,6 +15,7 @@ All are medians over seeds.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Sequence
 from typing import Any
@@ -55,7 +56,8 @@ def _effect(results: Sequence[dict[str, Any]], kind: str, name: str, key: str) -
 
 def heldout_ratios(results: Sequence[dict[str, Any]], kind: str = "anchored") -> list[float]:
     """Per seed: `kind`'s held-out error ÷ the control's (paired by seed)."""
-    return [r[kind]["heldout_error"] / r["control"]["heldout_error"] for r in results if kind in r]
+    return [r[kind]["heldout_error"] / r["control"]["heldout_error"] if r["control"]["heldout_error"] > 0
+            else math.nan for r in results if kind in r]  # a perfect control: no ratio
 
 
 def summarize_redirect(results: Sequence[dict[str, Any]], destination: str) -> dict[str, Any]:
@@ -157,8 +159,10 @@ def redirect_figures(result: dict[str, Any]) -> dict[str, Any]:
         rows["no destination: reflected"] = n["redirect"]["rgb"][pick]
     swatches = plot_swatches([label(items.items[i]) for i in pick], rows)
     target = items.target
+    trained = n is not None  # a run with a trained destination also trains the model without one
     panels = {"suppress": a["suppress"]["rgb"][target],
-              "redirect → trained destination": a["redirect"]["rgb"][target],
+              "redirect → trained destination" if trained else "redirect → untrained opposite pole":
+                  a["redirect"]["rgb"][target],
               "random-direction redirect": a["redirect_random"]["rgb"][target]}
     if n is not None:
         panels["no destination: redirect → untrained opposite pole"] = n["redirect"]["rgb"][target]

@@ -112,7 +112,7 @@ def _cell(summary: dict[str, Any], key: str) -> str:
     if value is None:
         return "not measurable" if key in summary else "–"
     ci = summary.get(f"{key}_ci95")
-    return f"{value:.4g}" + (f" [{ci[0]:.4g}, {ci[1]:.4g}]" if ci else "")
+    return f"{value:.4g}" + (f" [{ci[0]:.4g}, {ci[1]:.4g}]" if ci and None not in ci else "")
 
 
 def goemotions_section(folders: list[str], measurability: str | None) -> list[str]:
@@ -155,7 +155,8 @@ def robustness_section(folders: list[str]) -> list[str]:
         if summary is None:
             continue
         for arm in ("ablated", "redirected", "posthoc", "never"):
-            rows.append([f"[`{rel}`]({rel}/report.md)", arm, summary.get(f"relearn_half_steps_{arm}"),
+            steps = summary.get(f"relearn_half_steps_{arm}", "–")  # null: not within the relearning budget
+            rows.append([f"[`{rel}`]({rel}/report.md)", arm, "∞" if steps is None else steps,
                          summary.get(f"probe_auroc_max_{arm}"), summary.get(f"fingerprint_pvalue_{arm}")])
     if rows:
         lines += [markdown_table(header, rows), ""]

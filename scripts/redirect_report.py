@@ -24,7 +24,7 @@ import os
 from typing import Any
 
 from anchor_hf.experiments.colour.lm.redirect_report import (aware_rows, comparison_rows, cost_rows,
-                                                              redirect_targets)
+                                                              destination_ceiling, redirect_targets)
 from anchor_hf.probes.report import markdown_table
 
 COMPARISON_HEADER = ["intervention", "model", "target base", "target error", "remaining", "dissimilar rise", "ratio",
@@ -60,7 +60,8 @@ def run_section(title: str, folder: str, report: dict[str, Any]) -> list[str]:
              f"{len(seeds)} seeds ({seeds}), medians; {', '.join(recipe)}. Full report: [`{rel}/report.md`]"
              f"({rel}/report.md).", "",
              "### Targets", "",
-             markdown_table(["target", "measured", "met"], redirect_targets(summary, summary["auroc_anchored"], exact)),
+             markdown_table(["target", "measured", "met"], redirect_targets(summary, summary["auroc_anchored"], exact,
+                                                                     destination_ceiling(per_seed))),
              "", "### Every intervention on the same models and seeds", "",
              markdown_table(COMPARISON_HEADER, comparison_rows(per_seed, summary["destination"] != "opposite")), ""]
     withheld = aware_rows(per_seed)

@@ -95,8 +95,8 @@ def _smoke(tmp_path, corpus: str, extra: list[str]) -> dict:
     assert (f"anchor-hf colour --concept orange --destination '#808080' --aware-steps 0 --redirect-onset -1 --seeds 1 "
             f"--corpus {corpus}") in report
     for row in ("redirect → untrained opposite pole", "redirect → trained destination",
-                "LEACE, every anchored slice",
-                "post-hoc mean-difference suppress"):
+                "LEACE, every anchored slice", "post-hoc mean-difference suppress",
+                "(every answer at the destination: "):  # the most a redirect landing there can reach
         assert row in report, row
     return json.loads((out / "summary.json").read_text())
 

@@ -62,7 +62,10 @@ def evaluate_pair(anchored_dir: str, control_dir: str, spec: ColourSpec, concept
     """
     task = ColourTask(spec)
     destination = torch.tensor(parse_target(spec.destination or DEFAULT_DESTINATION).rgb)
-    result: dict[str, Any] = {"raw": {}, "destination_rgb": destination.tolist()}
+    items = task.train
+    at_destination = rgb_error(destination.expand_as(items.rgb), items.rgb)[items.target].mean()
+    result: dict[str, Any] = {"raw": {}, "destination_rgb": destination.tolist(),
+                              "destination_target_error": float(at_destination)}  # every answer at the destination
     models = [("anchored", anchored_dir), ("control", control_dir)]
     if nodest_dir is not None:
         models.insert(1, ("nodest", nodest_dir))

@@ -72,10 +72,18 @@ def summarize_redirect(results: Sequence[dict[str, Any]], destination: str) -> d
             "leace_target_error": _effect(results, "control", "leace", "target_error")}
 
 
-def redirect_targets(summary: dict[str, Any], auroc: float, exact_match: tuple[float, float] | None
-                     ) -> list[list[Any]]:
-    """The redirect must-reach targets: (target, measured, met)."""
+def destination_ceiling(results: Sequence[dict[str, Any]]) -> float:
+    """The target group's error if every answer were the destination (median over seeds): the most a
+    redirect that lands there can reach, so `redirect_target_error` cannot exceed it by much."""
+    return _median([r.get("destination_target_error") for r in results])
+
+
+def redirect_targets(summary: dict[str, Any], auroc: float, exact_match: tuple[float, float] | None,
+                     ceiling: float | None = None) -> list[list[Any]]:
+    """The redirect must-reach targets: (target, measured, met); `ceiling` (`destination_ceiling`) is
+    shown beside the target error."""
     s = summary
+    at = "" if ceiling is None or math.isnan(ceiling) else f" (every answer at the destination: {ceiling:.4f})"
     rows = [["redirect_remaining ≤ 0.4 with redirect_random_remaining ≥ 0.9",
              f"{s['redirect_remaining']:.3f}, random {s['redirect_random_remaining']:.3f}",
              s["redirect_remaining"] <= 0.4 and s["redirect_random_remaining"] >= 0.9],
@@ -86,7 +94,7 @@ def redirect_targets(summary: dict[str, Any], auroc: float, exact_match: tuple[f
              s["target_base_error_anchored"] <= 0.01],
             ["AUROC ≥ 0.95", f"{auroc:.3f}", auroc >= 0.95],
             ["redirect_target_error ≥ 2 × leace_target_error",
-             f"{s['redirect_target_error']:.4f} vs 2 × {s['leace_target_error']:.4f}",
+             f"{s['redirect_target_error']:.4f} vs 2 × {s['leace_target_error']:.4f}{at}",
              s["redirect_target_error"] >= 2 * s["leace_target_error"]]]
     if exact_match is not None:
         rows.append(["held-out exact match within 0.01 of the control",

@@ -18,8 +18,8 @@ import torch
 from anchor_hf.probes.report import json_safe, markdown_table, write_json, write_report
 from anchor_hf.probes.stats import median as seed_median
 from .figures import plot_error_vs_similarity, plot_projection, plot_swatches
-from .redirect_report import REDIRECT_KEYS, aware_rows, comparison_rows, cost_rows, redirect_figures, \
-    redirect_targets, summarize_redirect
+from .redirect_report import REDIRECT_KEYS, aware_rows, comparison_rows, cost_rows, destination_ceiling, \
+    redirect_figures, redirect_targets, summarize_redirect
 
 SUMMARY_KEYS = ("seeds", "concept", "corpus", "label_fraction", "heldout_error_anchored", "heldout_error_control",
                 "auroc_anchored", "auroc_control", "margin", "containment", "suppression_selectivity_ratio",
@@ -185,7 +185,8 @@ def _redirect_section(summary: dict[str, Any], results: Sequence[dict[str, Any]]
             "group (1: unmoved, 0: every answer at the destination). The random-direction control applies the same "
             "redirect along random unit directions orthogonal to the concept (and its destination).", "",
             "### Redirect targets", "",
-            markdown_table(["target", "measured", "met"], redirect_targets(summary, summary["auroc_anchored"], exact)),
+            markdown_table(["target", "measured", "met"], redirect_targets(summary, summary["auroc_anchored"], exact,
+                                                                     destination_ceiling(results))),
             "", "### Every intervention on the same models and seeds", "",
             markdown_table(["intervention", "model", "target base", "target error", "remaining", "dissimilar rise",
                             "ratio", "mean error"], comparison_rows(results, trained)), "",

@@ -202,7 +202,8 @@ def measured_once(folder: str, seed: int, onset: float | None, with_edits: bool)
     from anchor_hf.probes.report import write_json
 
     path = os.path.join(folder, "variant_measure.json")
-    key = {"seed": seed, "onset": onset, "with_edits": with_edits}
+    weights = os.stat(os.path.join(folder, "model.safetensors"))  # a model trained again is measured again
+    key = {"seed": seed, "onset": onset, "with_edits": with_edits, "weights": [weights.st_size, weights.st_mtime_ns]}
     if os.path.isfile(path):
         with open(path, encoding="utf-8") as f:
             kept = json.load(f)

@@ -10,7 +10,9 @@
 # Arguments go to pytest and run the suite only, e.g. `scripts/test.sh tests/test_geometry.py -x`.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-source "$root/scripts/setup_env.sh" dev,smollm2  # smollm2: recipe B's model (tests/test_goemotions_smollm2.py)
+# smollm2: recipe B's model (tests/test_goemotions_smollm2.py); deepspeed: ZeRO-2/3 on two CPU processes
+# (tests/test_deepspeed.py), checked like DDP and FSDP2
+source "$root/scripts/setup_env.sh" dev,smollm2,deepspeed
 cd "$root"
 if [ "$#" -gt 0 ]; then
     exec python -m pytest -q -p no:cacheprovider "$@"

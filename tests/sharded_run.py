@@ -35,6 +35,27 @@ def logits_of(model: torch.nn.Module) -> list:
         return model(input_ids=PROBE_IDS).logits.float().tolist()
 
 
+def saved_edits(out: str, with_ablate: bool = False) -> tuple[dict[str, torch.Tensor], object]:
+    """Logits of the saved model in `out`, loaded in one process: plain, under `suppress` and `steer`
+    (and after `ablate`); returns them with the loaded config."""
+    from transformers import AutoModelForCausalLM
+
+    from anchor_hf import AnchorConfig
+
+    model = AutoModelForCausalLM.from_pretrained(str(out)).eval()
+    cfg = AnchorConfig.from_pretrained(str(out))
+    with torch.no_grad():
+        got = {"plain": model(input_ids=PROBE_IDS).logits}
+        with suppress(model, cfg, "marked"):
+            got["suppress"] = model(input_ids=PROBE_IDS).logits
+        with steer(model, cfg, "marked", 2.0):
+            got["steer"] = model(input_ids=PROBE_IDS).logits
+        if with_ablate:
+            ablate(model, cfg, "marked")
+            got["ablate"] = model(input_ids=PROBE_IDS).logits
+    return got, cfg
+
+
 def is_sharded(model: torch.nn.Module) -> bool:
     """FSDP2 DTensors, or ZeRO-3 parameters partitioned away (empty locally)."""
     p = next(model.parameters())

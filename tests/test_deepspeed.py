@@ -89,24 +89,12 @@ def test_zero_resumed_after_kill_9_takes_the_steps_of_one_process(zero):
 def test_saved_zero_model_loads_in_one_process_and_gives_the_interventions_of_the_wrapped_one(zero):
     """Full safetensors + anchor_config.json; suppress, steer and (ZeRO-2) ablate on the loaded copy
     reproduce what they gave on the model DeepSpeed held; ZeRO-3's partitioned model refuses ablate."""
-    from transformers import AutoModelForCausalLM
-
-    from anchor_hf import AnchorConfig, ablate, steer, suppress
-    from sharded_run import PROBE_IDS
+    from sharded_run import saved_edits
 
     assert zero["resumed"].returncode == 0, zero["resumed"].stderr[-3000:]
     found = interventions_of(zero["out"])
     assert found["sharded"] == (zero["stage"] == 3)
-    model = AutoModelForCausalLM.from_pretrained(str(zero["out"])).eval()
-    cfg = AnchorConfig.from_pretrained(str(zero["out"]))
-    with torch.no_grad():
-        got = {"plain": model(input_ids=PROBE_IDS).logits}
-        with suppress(model, cfg, "marked"):
-            got["suppress"] = model(input_ids=PROBE_IDS).logits
-        with steer(model, cfg, "marked", 2.0):
-            got["steer"] = model(input_ids=PROBE_IDS).logits
-        ablate(model, cfg, "marked")
-        got["ablate"] = model(input_ids=PROBE_IDS).logits
+    got, _ = saved_edits(zero["out"], with_ablate=True)
     if zero["stage"] == 3:
         assert found["ablate_error"].startswith("AnchorInterventionError")
         assert "DeepSpeed ZeRO-3 partition" in found["ablate_error"] and "save_model" in found["ablate_error"]

@@ -74,23 +74,13 @@ def test_fsdp2_takes_the_steps_of_one_process_on_the_same_global_batch(sharded, 
 def test_saved_fsdp2_model_loads_in_one_process_and_gives_the_interventions_of_the_sharded_one(sharded):
     """`save_model` wrote full safetensors + anchor_config.json; suppress/steer on the loaded copy
     reproduce what they gave on the model while it was still sharded over two processes."""
-    from transformers import AutoModelForCausalLM
-
-    from anchor_hf import AnchorConfig, steer, suppress
-    from sharded_run import PROBE_IDS
+    from sharded_run import saved_edits
 
     out, done = sharded
     assert done.returncode == 0, done.stderr[-3000:]
     found = interventions_of(out)
-    model = AutoModelForCausalLM.from_pretrained(str(out)).eval()
-    cfg = AnchorConfig.from_pretrained(str(out))
+    got, cfg = saved_edits(out)
     assert cfg.resolved_layers == ["model.layers.0", "model.layers.1"]
-    with torch.no_grad():
-        got = {"plain": model(input_ids=PROBE_IDS).logits}
-        with suppress(model, cfg, "marked"):
-            got["suppress"] = model(input_ids=PROBE_IDS).logits
-        with steer(model, cfg, "marked", 2.0):
-            got["steer"] = model(input_ids=PROBE_IDS).logits
     for key, logits in got.items():
         assert (logits - torch.tensor(found[key])).abs().max().item() < 1e-5, key
     assert (got["suppress"] - got["plain"]).abs().max().item() > 1e-4  # control: the edits change the output

@@ -26,6 +26,7 @@ from typing import Any
 from anchor_hf.experiments.colour.lm.redirect_report import (aware_rows, comparison_rows, cost_rows,
                                                               destination_ceiling, redirect_targets)
 from anchor_hf.probes.report import markdown_table
+from anchor_hf.probes.stats import median
 
 COMPARISON_HEADER = ["intervention", "model", "target base", "target error", "remaining", "dissimilar rise", "ratio",
                      "mean error"]
@@ -33,22 +34,13 @@ COST_HEADER = ["seed", "held-out A", "held-out no-dest", "held-out C", "A ÷ C",
                "held-out EM C"]
 
 
-def load_run(folder: str) -> dict[str, Any] | None:
-    """`report.json` of an `anchor-hf colour` run, or None when the folder has none."""
-    path = os.path.join(folder, "report.json")
-    if not os.path.isfile(path):
-        return None
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
-
-
 def run_section(title: str, folder: str, report: dict[str, Any]) -> list[str]:
     """Targets, comparison, cost and figures of one run."""
     summary, per_seed, seeds = report["summary"], report["per_seed"], report["seeds"]
     exact = None
     if summary["corpus"] == "mixing":
-        exact = (_median([r["anchored"]["heldout_exact_match"] for r in per_seed]),
-                 _median([r["control"]["heldout_exact_match"] for r in per_seed]))
+        exact = (median([r["anchored"]["heldout_exact_match"] for r in per_seed], nan="propagate"),
+                 median([r["control"]["heldout_exact_match"] for r in per_seed], nan="propagate"))
     rel = os.path.basename(os.path.normpath(folder))
     falloff = report["setup"].get("redirect_falloff")
     aware = report["setup"].get("aware_steps")
@@ -73,12 +65,6 @@ def run_section(title: str, folder: str, report: dict[str, Any]) -> list[str]:
               "", f"![redirect swatches]({rel}/redirect_swatches.png)", "",
               f"![toward the destination]({rel}/toward_destination.png)", ""]
     return lines
-
-
-def _median(values: list[float]) -> float:
-    import statistics
-
-    return statistics.median(values)
 
 
 GOEMOTIONS_TARGETS = (("redirect_toward", "≥ 0.5", lambda v: v >= 0.5), ("redirect_away", "≥ 0.5", lambda v: v >= 0.5),
@@ -202,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
              "control, paired by seed), always beside suppress, ablate, LEACE and the untrained opposite pole on "
              "the same models.", ""]
     for title, folder in (("Colour names (XKCD)", args.names), ("Mixing language", args.mixing)):
-        report = load_run(folder)
+        report = _json(folder, "report.json")
         lines += run_section(title, folder, report) if report else [f"## {title}", "", f"(no run in `{folder}`)", ""]
     lines += goemotions_section(args.goemotions, args.measurability)
     lines += robustness_section(args.robustness)

@@ -106,30 +106,34 @@ def test_names_recipes_run_end_to_end_and_write_exactly_the_summary_keys(tmp_pat
     assert tuple(summary) == SUMMARY_KEYS
     assert summary["seeds"] == 1 and summary["concept"] == "orange" and summary["corpus"] == "xkcd"
     assert 0 < summary["label_fraction"] < 0.2
-    _check_redirect_report(tmp_path, summary)
+    _check_redirect_report(tmp_path, summary, "names")
 
 
-def _check_redirect_report(tmp_path, summary: dict) -> None:
+def _check_redirect_report(tmp_path, summary: dict, corpus: str) -> None:
     """scripts/redirect_report.py quotes the run's own numbers and says which inputs are missing."""
     import subprocess
     import sys
 
     out = tmp_path / "redirect.md"
     script = os.path.join(os.path.dirname(__file__), "..", "scripts", "redirect_report.py")
-    done = subprocess.run([sys.executable, script, "--names", str(tmp_path / "xkcd"), "--mixing",
-                           str(tmp_path / "none"), "--variants", str(tmp_path / "none"), "--goemotions",
-                           str(tmp_path / "none"), "--robustness", "--out", str(out)],
-                          capture_output=True, text=True, timeout=300)
+    runs = {"names": str(tmp_path / "none"), "mixing": str(tmp_path / "none")}
+    runs[corpus] = str(tmp_path / summary["corpus"])  # the smoke run's folder
+    done = subprocess.run([sys.executable, script, "--names", runs["names"], "--mixing", runs["mixing"],
+                           "--variants", str(tmp_path / "none"), "--goemotions", str(tmp_path / "none"),
+                           "--robustness", "--out", str(out)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     text = out.read_text()
     assert f"{summary['redirect_remaining']:.3f}, random {summary['redirect_random_remaining']:.3f}" in text
     assert "anchor-hf colour --concept orange" in text  # the run's command beside its numbers
     assert f"(no run in `{tmp_path / 'none'}`)" in text and "no `" in text  # missing inputs are named
+    if corpus == "mixing":
+        assert "held-out exact match within 0.01 of the control" in text
 
 
 def test_mixing_recipes_run_end_to_end_and_write_exactly_the_summary_keys(tmp_path):
     summary = _smoke(tmp_path, "mixing", [])
     assert tuple(summary) == SUMMARY_KEYS and summary["corpus"] == "mixing"
+    _check_redirect_report(tmp_path, summary, "mixing")
 
 
 def test_demo_takes_the_colour_options_with_demo_defaults():
